@@ -1,0 +1,75 @@
+"""`lpmrf-bench list methods|datasets|metrics`: what is registered, how it is configured, whether it runs here."""
+from __future__ import annotations
+
+import click
+
+from lpmrf_bench.data import DATASETS
+from lpmrf_bench.metrics import METRICS, PROTOCOLS
+from lpmrf_bench.plan import _importable
+from lpmrf_bench.restorers import RESTORERS
+from lpmrf_bench.weights import status
+
+
+def _table(rows: list[dict[str, str]]) -> str:
+    if not rows:
+        return "(none)"
+    cols = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+    lines = ["  ".join(c.ljust(widths[c]) for c in cols), "  ".join("-" * widths[c] for c in cols)]
+    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in cols) for r in rows]
+    return "\n".join(lines)
+
+
+def method_rows() -> list[dict[str, str]]:
+    rows = []
+    for name, spec, reason in RESTORERS.available():
+        if spec is None:
+            rows.append({"method": name, "knobs (*PD)": "", "weights": "", "licence": "", "available": reason})
+            continue
+        knobs = ", ".join(f"{'*' if k.pd else ''}{k.name}={k.default}" for k in spec.knobs) or "-"
+        sets = ", ".join(f"{ws}({'ok' if all(status(w) != 'missing' for w in files) else 'missing'})"
+                         for ws, files in spec.weight_sets.items()) or "-"
+        rows.append({"method": name, "knobs (*PD)": knobs, "weights": sets, "licence": spec.licence or "-",
+                     "available": "yes"})
+    return rows
+
+
+def dataset_rows() -> list[dict[str, str]]:
+    rows = []
+    for name, spec, reason in DATASETS.available():
+        if spec is None:
+            rows.append({"dataset": name, "splits": "", "paired": "", "size": "", "images": "", "source": reason})
+            continue
+        counts = ", ".join(f"{s}={spec.counts.get(s, '?')}" for s in spec.splits)
+        rows.append({"dataset": name, "splits": ",".join(spec.splits), "paired": "yes" if spec.paired else "LQ only",
+                     "size": str(spec.resolution or "any"), "images": counts, "source": spec.source or "-"})
+    return rows
+
+
+def metric_rows() -> list[dict[str, str]]:
+    rows = []
+    for proto, table in PROTOCOLS.items():
+        for name, spec_id in table.items():
+            try:
+                m = METRICS.get(spec_id)
+            except Exception as exc:  # a broken metric backend is shown, not raised
+                rows.append({"protocol": proto, "metric": name, "kind": "", "better": "", "spec": spec_id,
+                             "licence": "", "available": str(exc)})
+                continue
+            missing = [p for p in m.requires if not _importable(p)]
+            weights = [w.filename for w in m.weights if status(w) == "missing"]
+            available = ("needs " + ", ".join(missing) if missing else
+                         "weights missing: " + ", ".join(weights) if weights else "yes")
+            rows.append({"protocol": proto, "metric": name, "kind": m.kind, "better": m.direction, "spec": m.spec,
+                         "licence": m.licence or "-", "available": available})
+    return rows
+
+
+LISTINGS = {"methods": method_rows, "datasets": dataset_rows, "metrics": metric_rows}
+
+
+@click.command("list")
+@click.argument("what", type=click.Choice(sorted(LISTINGS)))
+def list_command(what: str) -> None:
+    """Show registered methods, datasets or metrics."""
+    click.echo(_table(LISTINGS[what]()))

@@ -1,0 +1,23 @@
+"""`lpmrf-bench`: the command-line entry point; each command group lives in its own module."""
+from __future__ import annotations
+
+import logging
+
+import click
+
+from lpmrf_bench.cli.listing import list_command
+from lpmrf_bench.cli.run import restore_command, run_command
+from lpmrf_bench.cli.weights import weights_group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+def main(verbose: bool) -> None:
+    """Benchmark perceptual face restorers (PMRF, Latent-PMRF, baselines) the way the literature does."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+main.add_command(run_command)
+main.add_command(restore_command)
+main.add_command(list_command)
+main.add_command(weights_group)

@@ -1,0 +1,369 @@
+"""The run engine: dataset -> restorer -> 8-bit outputs -> per-image metrics -> store.
+
+Loops method -> dataset -> batch -> knob configuration -> sample. The batch (and its `cache`) is shared by
+every configuration of a method, so a sweep reuses knob-independent work. Only images whose rows are
+not all stored yet are restored, so the same command resumes a killed run. A bad image never stops the
+run: it becomes a row in `errors.parquet` and the run exits non-zero at the end, naming it.
+"""
+from __future__ import annotations
+
+import logging
+import resource
+import sys
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from lpmrf_bench import environment, store
+from lpmrf_bench.data import Dataset, Sample
+from lpmrf_bench.imageio import ImageReadError, write_png
+from lpmrf_bench.metrics import MetricBatch
+from lpmrf_bench.plan import (MethodConfig, MethodPlan, MetricPlan, plan_datasets, plan_methods, plan_metrics,
+                              stable_hash)
+from lpmrf_bench.restorers import LoadedRestorer, RestoreBatch, RestoreInputError, image_seed
+from lpmrf_bench.run_dir import open_run_dir
+from lpmrf_bench.summary import summarize, write_sets
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 30.0
+
+
+@dataclass
+class RunOptions:
+    methods: list[str]
+    datasets: list[str]
+    protocol: str = "pmrf"
+    metrics: list[str] | None = None
+    sets: dict[str, str] = field(default_factory=dict)
+    sweeps: dict[str, str] = field(default_factory=dict)
+    weights: dict[str, str] = field(default_factory=dict)
+    seed: int = 0
+    samples: int = 1
+    device: str | None = None
+    batch_size: int = 8
+    limit: int | None = None
+    save_images: bool = False
+    out: str | None = None
+    data_root: str | None = None
+    weights_dir: str | None = None
+    progress: bool = True
+    argv: list[str] = field(default_factory=lambda: list(sys.argv))
+
+    def identity(self) -> dict[str, Any]:
+        """The options that decide results (not device or batch size): the default `--out` hashes them."""
+        return {"methods": self.methods, "datasets": self.datasets, "protocol": self.protocol, "metrics": self.metrics,
+                "sets": self.sets, "sweeps": self.sweeps, "weights": self.weights, "seed": self.seed,
+                "samples": self.samples, "limit": self.limit}
+
+    def out_dir(self) -> Path:
+        return Path(self.out) if self.out else Path("runs") / stable_hash(self.identity(), 12)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    errors: pd.DataFrame
+    summary: pd.DataFrame
+    skipped_metrics: dict[str, str]
+    restored: int  # images restored by this invocation (0 when everything was already stored)
+
+
+def pick_device(name: str | None) -> torch.device:
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def to_tensor(images: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
+    """uint8 [H,W,3] arrays -> uint8 [B,3,H,W] on the device."""
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous().to(device)
+
+
+def quantize(images: torch.Tensor) -> torch.Tensor:
+    """[0,1] float -> uint8 as the published scripts save PNGs: clip, `(x * 255).round()` (ties to even)."""
+    return (images.clamp(0, 1) * 255.0).round().to(torch.uint8)
+
+
+def _peak_memory(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+class _Rows:
+    """Buffers rows and writes them as parts at most every FLUSH_SECONDS (and on `flush`)."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.buffers: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.last = time.monotonic()
+
+    def add(self, table: str, row: dict[str, Any]) -> None:
+        self.buffers[table].append(row)
+        if time.monotonic() - self.last > FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        for table, rows in self.buffers.items():
+            if rows:
+                store.append(self.run_dir, table, rows)
+        self.buffers.clear()
+        self.last = time.monotonic()
+
+
+def load_batches(dataset: Dataset, ids: list[str], batch_size: int) -> Iterator[tuple[list[Sample], dict[str, str]]]:
+    """Yield (samples, read errors) per batch, reading the next batch in a thread while this one runs."""
+
+    def read(chunk: list[str]) -> tuple[list[Sample], dict[str, str]]:
+        samples, errors = [], {}
+        for image_id in chunk:
+            try:
+                samples.append(dataset.load(image_id))
+            except (ImageReadError, ValueError, OSError) as exc:
+                errors[image_id] = str(exc)
+        return samples, errors
+
+    chunks = [ids[i:i + batch_size] for i in range(0, len(ids), batch_size)]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(read, chunks[0]) if chunks else None
+        for i in range(len(chunks)):
+            result = pending.result()
+            pending = pool.submit(read, chunks[i + 1]) if i + 1 < len(chunks) else None
+            yield result
+
+
+def _group_by_shape(samples: list[Sample]) -> list[list[Sample]]:
+    groups: dict[tuple, list[Sample]] = defaultdict(list)
+    for s in samples:
+        groups[(s.lq.shape, None if s.gt is None else s.gt.shape)].append(s)
+    return list(groups.values())
+
+
+class Runner:
+    def __init__(self, options: RunOptions):
+        self.o = options
+        self.device = pick_device(options.device)
+        self.methods: list[MethodPlan] = plan_methods(options.methods, options.sets, options.sweeps, options.weights)
+        self.datasets: list[Dataset] = plan_datasets(options.datasets, options.data_root)
+        self.metric_plan: MetricPlan
+        self.metric_plan, self.metric_fns = plan_metrics(options.protocol, options.metrics, self.device, options.weights_dir)
+        self.run_dir, self.manifest = open_run_dir(options.out_dir(), options.protocol, options.seed, self.datasets,
+                                                   options.argv, environment.describe(self.device))
+        self.run_id = self.manifest["run_id"]
+        self.rows = _Rows(self.run_dir)
+        self.loaded: dict[str, LoadedRestorer] = {}
+        self.invocation = uuid.uuid4().hex[:12]
+        self.restored = 0
+
+    def _metrics_for(self, dataset: Dataset) -> list:
+        return [m for m in self.metric_plan.specs if dataset.paired or m.kind != "full-reference"]
+
+    def _stored(self, dataset: Dataset) -> dict[tuple[str, str, int], set[str]]:
+        """(config_id, image_id, sample) -> metric names already stored for this dataset."""
+        frame = store.load(self.run_dir, columns=["config_id", "dataset", "split", "image_id", "sample", "metric"])
+        done: dict[tuple[str, str, int], set[str]] = defaultdict(set)
+        if frame.empty:
+            return done
+        frame = frame[(frame["dataset"] == dataset.name) & (frame["split"] == dataset.split)]
+        for cfg, image_id, sample, metric in frame[["config_id", "image_id", "sample", "metric"]].itertuples(index=False):
+            done[(cfg, image_id, int(sample))].add(metric)
+        return done
+
+    def _record_images(self, dataset: Dataset, samples: list[Sample], known: set[str]) -> None:
+        for s in samples:
+            if s.image_id in known:
+                continue
+            known.add(s.image_id)
+            self.rows.add("images", {
+                "dataset": dataset.name, "split": dataset.split, "image_id": s.image_id,
+                "lq_height": s.lq.shape[0], "lq_width": s.lq.shape[1],
+                "gt_height": None if s.gt is None else s.gt.shape[0], "gt_width": None if s.gt is None else s.gt.shape[1],
+                "conversions": "; ".join(s.conversions), "degradation": store_json(s.params),
+            })
+
+    def _error(self, config: MethodConfig | None, dataset: Dataset, image_id: str, sample: int, stage: str, reason: str) -> None:
+        self.rows.add("errors", {"run_id": self.run_id, "config_id": config.config_id if config else "-",
+                                 "method": config.method if config else "-", "dataset": dataset.name,
+                                 "split": dataset.split, "image_id": image_id, "sample": sample, "stage": stage,
+                                 "reason": reason})
+
+    def run(self) -> RunResult:
+        for method in self.methods:
+            for dataset in self.datasets:
+                self._run_method_on(method, dataset)
+        self.rows.flush()
+        store.consolidate(self.run_dir)
+        write_sets(self.run_dir)
+        errors = store.load_table(self.run_dir, "errors")
+        config_ids = {c.config_id for m in self.methods for c in m.configs}
+        return RunResult(self.run_dir, errors, summarize(self.run_dir, config_ids), self.metric_plan.skipped, self.restored)
+
+    def _loaded(self, method: MethodPlan) -> LoadedRestorer:
+        """Build a method's networks once, on first need (a fully stored method is never loaded)."""
+        if method.name not in self.loaded:
+            self.loaded[method.name] = method.spec.load(method.weights_arg, self.device)
+        return self.loaded[method.name]
+
+    def _run_method_on(self, method: MethodPlan, dataset: Dataset) -> None:
+        metrics = self._metrics_for(dataset)
+        names = {m.name for m in metrics}
+        samples = self.o.samples if method.spec.stochastic else 1
+        ids = list(dataset.image_ids())[: self.o.limit]
+        for image_id, reason in getattr(dataset, "mismatches", {}).items():
+            self._error(None, dataset, image_id, 0, "dataset", reason)
+        stored = self._stored(dataset)
+        todo = [i for i in ids if any(not names <= stored.get((c.config_id, i, k), set())
+                                      for c in method.configs for k in range(samples))]
+        if not todo:
+            return
+        loaded = self._loaded(method)
+        if hasattr(loaded, "report_extra"):
+            loaded.report_extra(ids)
+        known = set(store.load_table(self.run_dir, "images").get("image_id", pd.Series(dtype=str)))
+        timing: dict[tuple[str, str], float] = defaultdict(float)
+        count: dict[str, int] = defaultdict(int)
+        bar = tqdm(total=len(todo), desc=f"{method.name} on {dataset.name}:{dataset.split}", unit="img",
+                   disable=not self.o.progress, file=sys.stderr)
+        for batch_samples, read_errors in load_batches(dataset, todo, self.o.batch_size):
+            for image_id, reason in read_errors.items():
+                for config in method.configs:
+                    self._error(config, dataset, image_id, 0, "read", reason)
+            self._record_images(dataset, batch_samples, known)
+            for group in _group_by_shape(batch_samples):
+                self._restore_group(method, dataset, group, metrics, stored, samples, timing, count)
+            bar.update(len(batch_samples) + len(read_errors))
+        bar.close()
+        for config in method.configs:
+            n = count[config.config_id]
+            if n:
+                self.rows.add("perf", {
+                    "run_id": self.run_id, "invocation": self.invocation, "config_id": config.config_id,
+                    "method": config.method, "dataset": dataset.name, "split": dataset.split, "images": n,
+                    "restore_images_per_s": n / max(timing[(config.config_id, "restore")], 1e-9),
+                    "metric_images_per_s": n / max(timing[(config.config_id, "metrics")], 1e-9),
+                    "peak_memory_bytes": _peak_memory(self.device), "device": str(self.device),
+                    "batch_size": self.o.batch_size})
+        self.rows.flush()
+
+    def _restore_group(self, method: MethodPlan, dataset: Dataset, group: list[Sample], metrics: list,
+                       stored: dict, samples: int, timing: dict, count: dict) -> None:
+        size = method.spec.input_size
+        if size is not None:
+            bad = [s for s in group if s.lq.shape[:2] != (size, size)]
+            for s in bad:
+                for config in method.configs:
+                    self._error(config, dataset, s.image_id, 0, "restore",
+                                f"{method.spec.name} needs {size}x{size} inputs, got {s.lq.shape[1]}x{s.lq.shape[0]}")
+            group = [s for s in group if s not in bad]
+        if not group:
+            return
+        lq8 = to_tensor([s.lq for s in group], self.device)
+        gt8 = to_tensor([s.gt for s in group], self.device) if group[0].gt is not None else None
+        batch = RestoreBatch(lq=lq8.float() / 255.0, image_ids=[s.image_id for s in group], seeds=[],
+                             gt=None if gt8 is None else gt8.float() / 255.0)
+        for config in method.configs:
+            for k in range(samples):
+                self._restore_config(method, config, dataset, batch, lq8, gt8, metrics, stored, k, timing, count)
+
+    def _restore_config(self, method: MethodPlan, config: MethodConfig, dataset: Dataset, batch: RestoreBatch,
+                        lq8: torch.Tensor, gt8: torch.Tensor | None, metrics: list, stored: dict, sample: int,
+                        timing: dict, count: dict) -> None:
+        names = {m.name for m in metrics}
+        keep = [i for i, image_id in enumerate(batch.image_ids)
+                if not names <= stored.get((config.config_id, image_id, sample), set())]
+        if not keep:
+            return
+        if len(keep) < len(batch.image_ids):
+            batch, lq8, gt8 = _subset(batch, keep), lq8[keep], None if gt8 is None else gt8[keep]
+        sub = RestoreBatch(lq=batch.lq, image_ids=batch.image_ids, gt=batch.gt, cache=batch.cache,
+                           seeds=[image_seed(self.o.seed, dataset.name, i, sample) for i in batch.image_ids])
+        start = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                out = self._loaded(method)(sub, config.knob_dict)
+        except RestoreInputError as exc:
+            for image_id, reason in exc.reasons.items():
+                self._error(config, dataset, image_id, sample, "restore", reason)
+            good = [i for i, image_id in enumerate(batch.image_ids) if image_id not in exc.reasons]
+            if good and len(good) < len(batch.image_ids):
+                self._restore_config(method, config, dataset, _subset(batch, good), lq8[good],
+                                     None if gt8 is None else gt8[good], metrics, stored, sample, timing, count)
+            return
+        self._sync()
+        timing[(config.config_id, "restore")] += time.perf_counter() - start
+        problem = _output_problem(out, lq8, gt8)
+        if problem:
+            for image_id in batch.image_ids:
+                self._error(config, dataset, image_id, sample, "restore", problem)
+            return
+        finite = torch.isfinite(out.flatten(1)).all(dim=1).cpu()
+        out8 = quantize(out)
+        start = time.perf_counter()
+        values = {m.name: self.metric_fns[m.spec](MetricBatch(out=out8, gt=gt8, lq=lq8)).detach().to("cpu", torch.float64).numpy()
+                  for m in metrics}
+        self._sync()
+        timing[(config.config_id, "metrics")] += time.perf_counter() - start
+        for j, image_id in enumerate(batch.image_ids):
+            if not finite[j]:
+                self._error(config, dataset, image_id, sample, "restore", "output contains NaN or Inf; no metric stored")
+                continue
+            have = stored.get((config.config_id, image_id, sample), set())
+            base = {"run_id": self.run_id, "config_id": config.config_id, "method": config.method,
+                    **{f"knob_{k}": v for k, v in config.knobs}, "weights": config.weights, "sample": sample,
+                    "dataset": dataset.name, "split": dataset.split, "image_id": image_id}
+            for m in metrics:
+                if m.name not in have:
+                    self.rows.add("metrics", {**base, "metric": m.name, "spec": m.spec, "value": float(values[m.name][j])})
+            if self.o.save_images:
+                suffix = f"_s{sample}" if sample else ""
+                write_png(self.run_dir / "outputs" / config.config_id / _safe(dataset) / f"{image_id}{suffix}.png",
+                          out8[j].permute(1, 2, 0).cpu().numpy())
+        count[config.config_id] += len(batch.image_ids)
+        self.restored += len(batch.image_ids)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+
+def _output_problem(out: torch.Tensor, lq8: torch.Tensor, gt8: torch.Tensor | None) -> str | None:
+    """Why a restorer's output batch cannot be scored, or None."""
+    want_hw = tuple((gt8 if gt8 is not None else out).shape[-2:])
+    if out.ndim != 4 or out.shape[0] != lq8.shape[0] or out.shape[1] != 3:
+        return f"restorer returned shape {tuple(out.shape)}, expected [{lq8.shape[0]}, 3, H, W]"
+    if tuple(out.shape[-2:]) != want_hw:
+        return f"output is {out.shape[-1]}x{out.shape[-2]} but ground truth is {want_hw[1]}x{want_hw[0]}"
+    return None
+
+
+def _subset(batch: RestoreBatch, index: list[int]) -> RestoreBatch:
+    return RestoreBatch(lq=batch.lq[index], image_ids=[batch.image_ids[i] for i in index], seeds=[],
+                        gt=None if batch.gt is None else batch.gt[index])
+
+
+def _safe(dataset: Dataset) -> str:
+    name = Path(dataset.name).name if "/" in dataset.name else dataset.name
+    return f"{name}_{dataset.split}".replace(":", "_")
+
+
+def store_json(params: dict[str, Any]) -> str | None:
+    import json
+
+    return json.dumps(params, sort_keys=True, default=str) if params else None
+
+
+def run(options: RunOptions) -> RunResult:
+    return Runner(options).run()

@@ -1,0 +1,190 @@
+"""Turning command-line choices into a run plan: method configurations, datasets and metrics.
+
+A method configuration is (method, knob values, weights); its `config_id` hashes exactly those, so the
+same configuration always lands on the same rows and a resumed run finds them.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lpmrf_bench.data import Dataset, open_dataset
+from lpmrf_bench.metrics import METRICS, MetricSpec, protocol
+from lpmrf_bench.registry import UnavailableError
+from lpmrf_bench.restorers import RESTORERS, RestorerSpec, get_restorer
+from lpmrf_bench.weights import WeightsError, resolve, sha256_of
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATASET = "synthetic-faces:test"
+
+
+class PlanError(ValueError):
+    """The command line asks for something that cannot be run; the message says what and why."""
+
+
+def stable_hash(obj: Any, length: int = 16) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    method: str
+    knobs: tuple[tuple[str, Any], ...]
+    weights: str  # weight-set name, "sha256:<hex>" of a given file/folder, or "-" for none
+
+    @property
+    def config_id(self) -> str:
+        return stable_hash({"method": self.method, "knobs": list(self.knobs), "weights": self.weights})
+
+    @property
+    def knob_dict(self) -> dict[str, Any]:
+        return dict(self.knobs)
+
+    def label(self) -> str:
+        knobs = ",".join(f"{k}={v}" for k, v in self.knobs)
+        return f"{self.method}[{knobs}]" if knobs else self.method
+
+
+@dataclass
+class MethodPlan:
+    spec: RestorerSpec
+    weights_arg: str | None  # what `spec.load` receives: a weight-set name or a path
+    configs: list[MethodConfig] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass
+class MetricPlan:
+    specs: list[MetricSpec]
+    skipped: dict[str, str]  # metric name -> reason
+
+
+def weights_label(spec: RestorerSpec, weights_arg: str | None) -> str:
+    """What the `weights` column says: the set's name, or the sha256 of a user-given file or folder."""
+    if weights_arg is None:
+        return spec.default_weights or "-"
+    path = Path(weights_arg).expanduser()
+    if spec.name.startswith("outputs:") or not path.exists():
+        return weights_arg
+    if path.is_file():
+        return f"sha256:{sha256_of(path)[:16]}"
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    digest = stable_hash([(p.relative_to(path).as_posix(), sha256_of(p)) for p in files])
+    return f"sha256:{digest}"
+
+
+def parse_assignments(items: list[str], what: str) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise PlanError(f"{what} takes NAME=VALUE, got {item!r}")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+def split_list(values: tuple[str, ...] | list[str]) -> list[str]:
+    """Comma-separated and repeated options -> one ordered list without duplicates."""
+    out: list[str] = []
+    for value in values:
+        for item in value.split(","):
+            if item.strip() and item.strip() not in out:
+                out.append(item.strip())
+    return out
+
+
+def embedded_methods() -> list[str]:
+    """`identity` plus every registered restorer whose embedded weights are present."""
+    names = ["identity"]
+    for name, spec, _ in RESTORERS.available():
+        if spec is None or name == "identity" or "embedded" not in spec.weight_sets:
+            continue
+        try:
+            for wf in spec.weight_sets["embedded"]:
+                resolve(wf, download=False)
+        except WeightsError:
+            continue
+        names.append(name)
+    return names
+
+
+def plan_methods(methods: list[str], sets: dict[str, str], sweeps: dict[str, str], weights: dict[str, str]) -> list[MethodPlan]:
+    plans: list[MethodPlan] = []
+    for name in methods:
+        try:
+            spec = get_restorer(name)
+        except (KeyError, UnavailableError, FileNotFoundError) as exc:
+            raise PlanError(str(exc)) from exc
+        plans.append(MethodPlan(spec, weights.get(name, spec.default_weights)))
+    for key in [*sets, *sweeps]:
+        if not any(key in {k.name for k in p.spec.knobs} for p in plans):
+            raise PlanError(f"no selected method has a knob {key!r}")
+    unused = set(weights) - {p.spec.name for p in plans} - set(methods)
+    if unused:
+        raise PlanError(f"--weights names method(s) not in --methods: {', '.join(sorted(unused))}")
+    for plan in plans:
+        spec = plan.spec
+        fixed = spec.default_knobs()
+        try:
+            fixed.update({k: spec.knob(k).parse(v) for k, v in sets.items() if k in fixed})
+            grid = {k: [spec.knob(k).parse(v) for v in split_list([vals])] for k, vals in sweeps.items() if k in fixed}
+        except ValueError as exc:
+            raise PlanError(f"{spec.name}: {exc}") from exc
+        label = weights_label(spec, plan.weights_arg)
+        for combo in itertools.product(*grid.values()):
+            knobs = {**fixed, **dict(zip(grid, combo))}
+            plan.configs.append(MethodConfig(spec.name, tuple(sorted(knobs.items())), label))
+    return plans
+
+
+def plan_datasets(specs: list[str], data_root: str | None) -> list[Dataset]:
+    from lpmrf_bench.data import DatasetError
+
+    datasets = []
+    for spec in specs:
+        try:
+            datasets.append(open_dataset(spec, data_root))
+        except (DatasetError, KeyError, UnavailableError) as exc:
+            raise PlanError(str(exc)) from exc
+    return datasets
+
+
+def plan_metrics(protocol_name: str, names: list[str] | None, device: torch.device, weights_dir: str | None) -> tuple[MetricPlan, dict]:
+    """Build every selected metric once; unavailable defaults are skipped with the reason, named ones are errors."""
+    table = protocol(protocol_name)
+    wanted = names or list(table)
+    unknown = [n for n in wanted if n not in table]
+    if unknown:
+        raise PlanError(f"protocol {protocol_name!r} has no metric(s) {', '.join(unknown)}; it has: {', '.join(table)}")
+    specs, skipped, built = [], {}, {}
+    for name in wanted:
+        try:
+            spec = METRICS.get(table[name])
+            missing = [pkg for pkg in spec.requires if not _importable(pkg)]
+            if missing:
+                raise UnavailableError(f"needs {', '.join(missing)}: pip install 'lpmrf-bench[iqa]'")
+            built[spec.spec] = spec.build(device, weights_dir)
+        except (UnavailableError, WeightsError, ImportError) as exc:
+            if names:
+                raise PlanError(f"metric {name!r} cannot run: {exc}") from exc
+            skipped[name] = str(exc).splitlines()[0]
+            continue
+        specs.append(spec)
+    return MetricPlan(specs, skipped), built
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None

@@ -1,0 +1,126 @@
+"""The restorer interface: what every method (ours, baselines, plug-ins) provides to the engine.
+
+A `RestorerSpec` is cheap metadata (name, knobs, weights) that `lpmrf-bench list` can show without
+building anything; `spec.load(weights, device)` builds the networks once and returns a callable that
+restores batches. Randomness never comes from a global RNG: each image's draws come from
+`RestoreBatch.noise`, seeded from (run seed, dataset, image_id, sample), so outputs do not depend on
+batch size, order or rank.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from lpmrf_bench.weights import WeightFile
+
+
+@dataclass(frozen=True)
+class Knob:
+    """A user-settable parameter of a restorer (`--set name=v`, `--sweep name=v1,v2`)."""
+
+    name: str
+    type: type
+    default: Any
+    help: str = ""
+    pd: bool = False  # the knob that traces the perception-distortion curve (e.g. PMRF's `steps`)
+    choices: tuple[Any, ...] | None = None
+
+    def parse(self, text: str) -> Any:
+        """Convert a command-line string to this knob's type, checking choices."""
+        try:
+            value = self.type(text)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"knob {self.name!r} takes a {self.type.__name__}, got {text!r}") from exc
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"knob {self.name!r} must be one of {list(self.choices)}, got {value!r}")
+        return value
+
+
+def image_seed(seed: int, dataset: str, image_id: str, sample: int) -> int:
+    """The 63-bit seed of one image's random draws; a pure function of its identity."""
+    key = f"{seed}\x1f{dataset}\x1f{image_id}\x1f{sample}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") >> 1
+
+
+@dataclass
+class RestoreBatch:
+    """One batch handed to a restorer.
+
+    `lq` is float32 [B,3,H,W] in [0,1] on the run's device. `cache` lives as long as this batch of images
+    and is shared by every knob configuration of the same method, so work that does not depend on the
+    knobs (e.g. PMRF's posterior mean) is computed once per image across a sweep.
+    """
+
+    lq: torch.Tensor
+    image_ids: Sequence[str]
+    seeds: Sequence[int]  # one per image, from `image_seed`
+    gt: torch.Tensor | None = None
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def noise(self, shape: Sequence[int], purpose: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Standard normal noise [B, *shape], drawn per image on the CPU so every device gives the same draw.
+
+        `purpose` separates independent streams of the same image (e.g. "vae-posterior" vs "flow-source").
+        """
+        draws = []
+        for s in self.seeds:
+            sub = int.from_bytes(hashlib.sha256(f"{s}:{purpose}".encode()).digest()[:8], "little") >> 1
+            gen = torch.Generator(device="cpu").manual_seed(sub)
+            draws.append(torch.randn(tuple(shape), generator=gen, dtype=torch.float32))
+        return torch.stack(draws).to(device=self.lq.device, dtype=dtype)
+
+
+class LoadedRestorer(Protocol):
+    """What `RestorerSpec.load` returns: maps a batch and knob values to restored images in [0,1]."""
+
+    def __call__(self, batch: RestoreBatch, knobs: dict[str, Any]) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class RestorerSpec:
+    """Metadata and a loader for one restoration method.
+
+    `load(weights, device)` receives the weight-set name or path chosen by the user (None = the default
+    set) and returns a `LoadedRestorer`. `weight_sets` maps weight-set names (`official`, `embedded`) to the
+    files they need, so `weights list` and the default run can tell which sets are available.
+    `input_size` is the square side the method requires (None = any size).
+    """
+
+    name: str
+    load: Callable[[str | None, torch.device], LoadedRestorer]
+    knobs: tuple[Knob, ...] = ()
+    weight_sets: dict[str, tuple[WeightFile, ...]] = field(default_factory=dict)
+    default_weights: str | None = None
+    description: str = ""
+    licence: str = ""
+    input_size: int | None = None
+    stochastic: bool = False
+
+    @property
+    def pd_knob(self) -> Knob | None:
+        return next((k for k in self.knobs if k.pd), None)
+
+    def knob(self, name: str) -> Knob:
+        for k in self.knobs:
+            if k.name == name:
+                return k
+        known = ", ".join(k.name for k in self.knobs) or "none"
+        raise KeyError(f"method {self.name!r} has no knob {name!r} (its knobs: {known})")
+
+    def default_knobs(self) -> dict[str, Any]:
+        return {k.name: k.default for k in self.knobs}
+
+
+class RestoreInputError(ValueError):
+    """Some images of a batch cannot be restored (wrong size, missing precomputed output, ...).
+
+    `reasons` maps image_id -> message; the engine records them as errors and restores the rest.
+    """
+
+    def __init__(self, reasons: dict[str, str]):
+        self.reasons = reasons
+        super().__init__("; ".join(f"{k}: {v}" for k, v in reasons.items()))

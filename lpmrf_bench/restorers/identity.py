@@ -1,0 +1,20 @@
+"""The no-restoration row every table needs: the LQ image itself."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from lpmrf_bench.restorers.base import RestoreBatch, RestorerSpec
+
+
+def _restore(batch: RestoreBatch, knobs: dict[str, Any]) -> torch.Tensor:
+    return batch.lq
+
+
+IDENTITY = RestorerSpec(
+    name="identity",
+    load=lambda weights, device: _restore,
+    description="returns the degraded input unchanged (the no-restoration baseline)",
+    licence="Apache-2.0",
+)

@@ -1,0 +1,52 @@
+"""The run directory's identity: what is fixed per directory, and who wrote to it.
+
+Protocol, seed and dataset definitions are fixed when a directory is created; a later invocation that
+differs in any of them is refused (mixing them would make the stored numbers incomparable). New methods
+and knob values may be added; every command line that wrote to the directory is appended.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from lpmrf_bench.data import Dataset
+from lpmrf_bench.store import write_json
+
+MANIFEST = "manifest.json"
+SCHEMA_VERSION = 1
+
+
+class RunDirConflict(ValueError):
+    pass
+
+
+def _dataset_definitions(datasets: list[Dataset]) -> list[dict[str, Any]]:
+    return [{"name": d.name, "split": d.split, "paired": d.paired} for d in datasets]
+
+
+def open_run_dir(path: Path, protocol: str, seed: int, datasets: list[Dataset], argv: list[str],
+                 environment: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """Create or reopen a run directory, refusing a conflicting invocation; returns (path, manifest)."""
+    path.mkdir(parents=True, exist_ok=True)
+    manifest_path = path / MANIFEST
+    fixed = {"protocol": protocol, "seed": seed, "datasets": _dataset_definitions(datasets)}
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text())
+        differences = [f"{key}: directory has {manifest.get(key)!r}, this command asks for {value!r}"
+                       for key, value in fixed.items() if manifest.get(key) != value]
+        if differences:
+            raise RunDirConflict(
+                f"{path} was created for a different run; " + "; ".join(differences)
+                + ". Use another --out, or the directory's protocol, seed and datasets."
+            )
+    else:
+        manifest = {"schema_version": SCHEMA_VERSION, "run_id": uuid.uuid4().hex[:16], "created": now, **fixed,
+                    "invocations": []}
+    manifest["environment"] = environment
+    manifest["invocations"].append({"time": now, "argv": argv, "environment": environment})
+    write_json(manifest_path, manifest)
+    return path, manifest

@@ -1,0 +1,173 @@
+"""The run directory: Parquet tables written crash-safely, and the API plots and reports read.
+
+Layout (README "Store schema"):
+  manifest.json            run identity, protocol, seed, datasets, environment, every command line
+  metrics/part-*.parquet   long format, one row per (config, dataset, image, sample, metric)
+  images.parquet           per image: input conversions, degradation parameters
+  errors.parquet           per failed (config, dataset, image, sample): stage and reason
+  perf.parquet             per config and dataset: images/s, peak memory, device
+  sets.parquet             set-level values with n and a 95% bootstrap interval
+  outputs/                 restored PNGs (--save-images)
+
+Every write goes to a temporary name and is renamed into place, so a killed process leaves either a
+whole part or none. images/errors/perf are appended as parts under `.parts/<table>/` during a run and
+folded into their single file by `consolidate`, which is idempotent (rows are de-duplicated by key),
+so a kill at any point of it loses nothing and duplicates nothing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+METRIC_KEY = ["config_id", "dataset", "split", "image_id", "sample", "metric"]
+TABLE_KEYS: dict[str, list[str]] = {
+    "images": ["dataset", "split", "image_id"],
+    "errors": ["config_id", "dataset", "split", "image_id", "sample"],
+    "perf": ["config_id", "dataset", "split", "invocation"],
+}
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    _atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str)))
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    _atomic_write(path, lambda p: pq.write_table(table, p))
+
+
+def write_part(folder: Path, rows: Iterable[dict[str, Any]] | pd.DataFrame) -> Path | None:
+    """Write rows as a new `part-*.parquet` in `folder`; returns its path (None when there are no rows)."""
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    if frame.empty:
+        return None
+    path = folder / f"part-{uuid.uuid4().hex}.parquet"
+    write_parquet(path, frame)
+    return path
+
+
+def _nullable(pa_type: pa.DataType) -> Any:
+    """Keep integer and boolean columns with missing values integer/boolean (knob columns are sparse)."""
+    if pa.types.is_integer(pa_type):
+        return pd.Int64Dtype()
+    if pa.types.is_boolean(pa_type):
+        return pd.BooleanDtype()
+    return None
+
+
+def read_parts(paths: Iterable[Path]) -> pd.DataFrame:
+    tables = [pq.read_table(p) for p in sorted(paths)]
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return pd.DataFrame()
+    merged = pa.concat_tables(tables, promote_options="permissive")
+    return merged.to_pandas(types_mapper=_nullable)
+
+
+def _parts_dir(run_dir: Path, table: str) -> Path:
+    return run_dir / ".parts" / table
+
+
+def append(run_dir: str | os.PathLike, table: str, rows: Iterable[dict[str, Any]] | pd.DataFrame) -> None:
+    """Append rows to images/errors/perf (as a part until the next `consolidate`)."""
+    if table == "metrics":
+        write_part(Path(run_dir) / "metrics", rows)
+    else:
+        write_part(_parts_dir(Path(run_dir), table), rows)
+
+
+def _dedupe(frame: pd.DataFrame, key: list[str]) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    cols = [c for c in key if c in frame.columns]
+    return frame.drop_duplicates(subset=cols, keep="last").reset_index(drop=True)
+
+
+def load_table(run_dir: str | os.PathLike, table: str) -> pd.DataFrame:
+    """images, errors or perf: the consolidated file plus any parts not yet folded in."""
+    run_dir = Path(run_dir)
+    sources = [run_dir / f"{table}.parquet"] if (run_dir / f"{table}.parquet").exists() else []
+    sources += sorted(_parts_dir(run_dir, table).glob("part-*.parquet"))
+    frame = read_parts(sources)
+    frame = _dedupe(frame, TABLE_KEYS[table])
+    if table == "errors" and not frame.empty:
+        done = load(run_dir, columns=["config_id", "dataset", "split", "image_id", "sample"])
+        if not done.empty:
+            key = TABLE_KEYS["errors"]
+            resolved = frame.merge(done.drop_duplicates(), on=key, how="left", indicator=True)["_merge"] == "both"
+            frame = frame[~resolved.to_numpy()].reset_index(drop=True)
+    return frame
+
+
+def consolidate(run_dir: str | os.PathLike) -> None:
+    """Fold the parts of images/errors/perf into their single files, then remove the folded parts."""
+    run_dir = Path(run_dir)
+    for table in TABLE_KEYS:
+        parts = sorted(_parts_dir(run_dir, table).glob("part-*.parquet"))
+        if not parts:
+            continue
+        frame = load_table(run_dir, table)
+        write_parquet(run_dir / f"{table}.parquet", frame)
+        for part in parts:
+            part.unlink(missing_ok=True)
+
+
+def load(run_dir: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
+    """All per-image metric rows of a run (long format; README "Store schema")."""
+    parts = sorted((Path(run_dir) / "metrics").glob("part-*.parquet"))
+    if not parts:
+        return pd.DataFrame(columns=columns or [])
+    frame = read_parts(parts)
+    if columns is not None:
+        frame = frame[[c for c in columns if c in frame.columns]]
+    return frame
+
+
+def knob_columns(frame: pd.DataFrame) -> list[str]:
+    return sorted(c for c in frame.columns if c.startswith("knob_"))
+
+
+def check_single_spec(frame: pd.DataFrame) -> None:
+    """Refuse to compare values of one metric computed under different conventions."""
+    if frame.empty:
+        return
+    specs = frame.groupby("metric")["spec"].unique()
+    mixed = {m: sorted(s) for m, s in specs.items() if len(s) > 1}
+    if mixed:
+        detail = "; ".join(f"{m}: {', '.join(s)}" for m, s in mixed.items())
+        raise ValueError(f"refusing to compare values computed under different specs ({detail}); filter by `spec` first")
+
+
+def aggregate(frame: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
+    """Mean per method configuration x dataset x metric (samples first averaged per image), with n.
+
+    Non-finite per-image values (PSNR of identical images) are left out of the mean; `n` counts the
+    images that entered it.
+    """
+    if frame.empty:
+        return pd.DataFrame()
+    check_single_spec(frame)
+    group = by or ["method", *knob_columns(frame), "weights", "dataset", "split", "metric", "spec"]
+    per_image = frame.groupby([*group, "config_id", "image_id"], dropna=False)["value"].mean().reset_index()
+    per_image = per_image[np.isfinite(per_image["value"].astype(float))]
+    out = per_image.groupby(group, dropna=False)["value"].agg(mean="mean", n="count").reset_index()
+    return out

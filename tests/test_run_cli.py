@@ -1,0 +1,198 @@
+"""`lpmrf-bench run/restore/list` end to end on folders of real photographs."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from lpmrf_bench.cli.main import main
+from lpmrf_bench.imageio import write_png
+from lpmrf_bench.restorers import RESTORERS, RestorerSpec
+from lpmrf_bench.weights import WeightFile, resolve
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+@pytest.fixture()
+def paired(tmp_path, photo_pairs) -> Path:
+    root = tmp_path / "pairs"
+    for name, degraded, clean in photo_pairs:
+        write_png(root / "lq" / f"{name}.png", degraded)
+        write_png(root / "gt" / f"{name}.png", clean)
+    return root
+
+
+def invoke(*args: str):
+    result = CliRunner().invoke(main, [*args, "--no-progress"] if args[0] == "run" else list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result
+
+
+def test_identity_metrics_equal_scikit_image(tmp_path, paired, photo_pairs):
+    out = tmp_path / "run"
+    result = invoke("run", "--methods", "identity", "--datasets", str(paired), "--out", str(out), "--batch-size", "3")
+    assert result.exit_code == 0, result.output
+    rows = pd.read_parquet(out / "metrics")
+    for name, degraded, clean in photo_pairs:
+        got = rows[rows.image_id == name].set_index("metric")["value"]
+        assert abs(got["psnr"] - peak_signal_noise_ratio(clean, degraded, data_range=255)) < 1e-5
+        ref = structural_similarity(clean, degraded, data_range=255, gaussian_weights=True, sigma=1.5,
+                                    use_sample_covariance=False, channel_axis=2)
+        assert abs(got["ssim"] - ref) < 1e-5
+    assert "identity" in result.output and "psnr" in result.output
+
+
+def _documented_columns(table: str) -> set[str]:
+    """Column names in the README's schema table for `table` (first backticked cell of each row)."""
+    text = README.read_text()
+    section = text.split(f"#### `{table}")[1].split("####")[0]
+    return set(re.findall(r"^\| `([a-z_<>]+)`", section, flags=re.M)) - {"knob_<name>"}
+
+
+def test_store_columns_match_readme_and_rerun_recomputes_nothing(tmp_path, paired):
+    out = tmp_path / "run"
+    args = ("run", "--methods", "identity", "--datasets", str(paired), "--out", str(out))
+    assert invoke(*args).exit_code == 0
+    parts = sorted((out / "metrics").glob("part-*.parquet"))
+    metrics = pd.read_parquet(out / "metrics")
+    assert set(metrics.columns) == _documented_columns("metrics")
+    for table in ("images", "perf", "sets"):
+        documented = _documented_columns(table)
+        assert set(pd.read_parquet(out / f"{table}.parquet").columns) == documented, table
+    again = invoke(*args)
+    assert again.exit_code == 0 and "(0 images restored" in again.output
+    assert sorted((out / "metrics").glob("part-*.parquet")) == parts
+    manifest = (out / "manifest.json").read_text()
+    assert manifest.count('"argv"') == 2
+
+
+def test_knob_columns_and_sweep_rows(tmp_path, paired, monkeypatch):
+    monkeypatch.setitem(RESTORERS._targets, "test-scale", "test_run_cli:SCALE")
+    out = tmp_path / "run"
+    result = invoke("run", "--methods", "test-scale,identity", "--datasets", str(paired), "--out", str(out),
+                    "--sweep", "gain=0.5,1.0", "--metrics", "psnr")
+    assert result.exit_code == 0, result.output
+    rows = pd.read_parquet(out / "metrics")
+    assert str(rows["knob_gain"].dtype) == "float64"
+    assert rows.groupby("method")["config_id"].nunique().to_dict() == {"identity": 1, "test-scale": 2}
+    assert rows[rows.method == "identity"]["knob_gain"].isna().all()
+    same = rows[(rows.method == "test-scale") & (rows.knob_gain == 1.0)].set_index("image_id")["value"]
+    ident = rows[rows.method == "identity"].set_index("image_id")["value"]
+    pd.testing.assert_series_equal(same.sort_index(), ident.sort_index(), check_names=False)
+
+
+def _scale(weights, device):
+    return lambda batch, knobs: batch.lq * knobs["gain"]
+
+
+def _nan_for_coffee(weights, device):
+    def restore(batch, knobs):
+        out = batch.lq.clone()
+        for i, image_id in enumerate(batch.image_ids):
+            if image_id == "coffee":
+                out[i, 0, 0, 0] = float("nan")
+        return out
+    return restore
+
+
+def _needs_weights(weights, device):
+    resolve(MISSING_FILE)
+    raise AssertionError("unreachable: the file cannot exist in the test cache")
+
+
+from lpmrf_bench.restorers import Knob  # noqa: E402  (the specs above are registered by the tests)
+
+SCALE = RestorerSpec(name="test-scale", load=_scale, knobs=(Knob("gain", float, 1.0, pd=True),))
+NAN = RestorerSpec(name="test-nan", load=_nan_for_coffee)
+MISSING_FILE = WeightFile(path="test/never.pth", source="https://example.invalid/never.pth", description="a test net")
+NEEDS = RestorerSpec(name="test-needs-weights", load=_needs_weights)
+
+
+def test_nan_output_is_an_error_not_a_value(tmp_path, paired, monkeypatch):
+    monkeypatch.setitem(RESTORERS._targets, "test-nan", "test_run_cli:NAN")
+    out = tmp_path / "run"
+    result = invoke("run", "--methods", "test-nan", "--datasets", str(paired), "--out", str(out))
+    assert result.exit_code == 1
+    assert "coffee" in result.output and "NaN" in result.output
+    rows = pd.read_parquet(out / "metrics")
+    assert "coffee" not in set(rows.image_id) and len(set(rows.image_id)) == 3
+    errors = pd.read_parquet(out / "errors.parquet")
+    assert errors.image_id.tolist() == ["coffee"]
+
+
+def test_missing_weights_is_one_message_without_traceback(tmp_path, paired, monkeypatch):
+    monkeypatch.setitem(RESTORERS._targets, "test-needs-weights", "test_run_cli:NEEDS")
+    result = invoke("run", "--methods", "test-needs-weights", "--datasets", str(paired), "--out", str(tmp_path / "r"))
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "'never.pth'" in result.output and "https://example.invalid/never.pth" in result.output
+
+
+def test_outputs_folder_scored_and_missing_files_named(tmp_path, paired, photo_pairs, caplog):
+    restored = tmp_path / "restored"
+    for name, _, clean in photo_pairs[:-1]:
+        write_png(restored / f"{name}.png", clean)
+    write_png(restored / "stranger.png", photo_pairs[0][2])
+    out = tmp_path / "run"
+    result = invoke("run", "--methods", f"outputs:mine={restored}", "--datasets", str(paired), "--out", str(out))
+    assert result.exit_code == 1
+    missing = photo_pairs[-1][0]
+    assert f"no restored image named {missing}" in result.output
+    rows = pd.read_parquet(out / "metrics")
+    assert set(rows.method) == {"outputs:mine"}
+    assert np.isinf(rows[rows.metric == "psnr"]["value"]).all()  # they are the ground truth itself
+    assert rows[rows.metric == "ssim"]["value"].tolist() == pytest.approx([1.0] * 3)
+    assert "matching no image of the set: stranger" in caplog.text
+
+
+def test_size_mismatch_and_name_mismatch_are_reported(tmp_path, paired, photo_pairs):
+    write_png(paired / "lq" / "astronaut.png", photo_pairs[0][1][:48, :48].copy())
+    write_png(paired / "lq" / "orphan.png", photo_pairs[0][1])
+    out = tmp_path / "run"
+    result = invoke("run", "--methods", "identity", "--datasets", str(paired), "--out", str(out))
+    assert result.exit_code == 1
+    errors = pd.read_parquet(out / "errors.parquet").set_index("image_id")["reason"]
+    assert "48x48 but ground truth is 96x96" in errors["astronaut"]
+    assert "has no ground truth" in errors["orphan"]
+
+
+def test_conflicting_invocation_refused(tmp_path, paired):
+    out = tmp_path / "run"
+    assert invoke("run", "--methods", "identity", "--datasets", str(paired), "--out", str(out)).exit_code == 0
+    result = invoke("run", "--methods", "identity", "--datasets", str(paired), "--out", str(out), "--seed", "7")
+    assert result.exit_code == 1 and "seed: directory has 0, this command asks for 7" in result.output
+
+
+def test_unknown_method_and_knob_messages(tmp_path, paired):
+    result = invoke("run", "--methods", "identty", "--datasets", str(paired), "--out", str(tmp_path / "r"))
+    assert result.exit_code == 1 and "did you mean identity" in result.output
+    result = invoke("run", "--methods", "identity", "--datasets", str(paired), "--set", "steps=5")
+    assert result.exit_code == 1 and "no selected method has a knob 'steps'" in result.output
+
+
+def test_restore_command_writes_pngs(tmp_path, paired, photo_pairs):
+    result = invoke("restore", "--method", "identity", "--input", str(paired / "lq"), "--output", str(tmp_path / "o"))
+    assert result.exit_code == 0, result.output
+    written = sorted(p.stem for p in (tmp_path / "o").glob("*.png"))
+    assert written == sorted(p[0] for p in photo_pairs)
+
+
+def test_list_commands(tmp_path):
+    for what in ("methods", "datasets", "metrics"):
+        result = invoke("list", what)
+        assert result.exit_code == 0, result.output
+    assert "psnr/rgb-255-f64/pmrf-v1" in invoke("list", "metrics").output
+    assert "identity" in invoke("list", "methods").output
+
+
+def test_quantize_rounds_to_nearest_level_and_clips():
+    from lpmrf_bench.engine import quantize
+
+    x = torch.tensor([0.0, 0.6 / 255, 1.49 / 255, 254.7 / 255, 1.2, -0.1])
+    assert quantize(x).tolist() == [0, 1, 1, 255, 255, 0]
