@@ -26,10 +26,11 @@ from tqdm import tqdm
 
 from lpmrf_bench import environment, store
 from lpmrf_bench.data import Dataset, Sample
+from lpmrf_bench.distributed import Ranks, device_for, from_environment
 from lpmrf_bench.imageio import ImageReadError, write_png
 from lpmrf_bench.metrics import MetricBatch
-from lpmrf_bench.plan import (MethodConfig, MethodPlan, MetricPlan, plan_datasets, plan_methods, plan_metrics,
-                              stable_hash)
+from lpmrf_bench.plan import (MethodConfig, MethodPlan, MetricPlan, PlanError, plan_datasets, plan_methods,
+                              plan_metrics, stable_hash)
 from lpmrf_bench.restorers import LoadedRestorer, RestoreBatch, RestoreInputError, image_seed
 from lpmrf_bench.run_dir import open_run_dir
 from lpmrf_bench.summary import summarize, write_sets
@@ -77,14 +78,13 @@ class RunResult:
     summary: pd.DataFrame
     skipped_metrics: dict[str, str]
     restored: int  # images restored by this invocation (0 when everything was already stored)
+    is_main: bool = True  # False on ranks other than 0, which leave reporting to rank 0
 
 
-def pick_device(name: str | None) -> torch.device:
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but torch sees no CUDA device")
-    return torch.device(name)
+def pick_device(name: str | None, ranks: Ranks = Ranks()) -> torch.device:
+    if name is not None and name.startswith("cuda") and not torch.cuda.is_available():
+        raise PlanError("--device cuda was asked for but torch sees no CUDA device")
+    return device_for(name, ranks)
 
 
 def to_tensor(images: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
@@ -155,17 +155,18 @@ def _group_by_shape(samples: list[Sample]) -> list[list[Sample]]:
 class Runner:
     def __init__(self, options: RunOptions):
         self.o = options
-        self.device = pick_device(options.device)
+        self.ranks = from_environment("cuda" if (options.device or "").startswith("cuda") else "cpu")
+        self.device = pick_device(options.device, self.ranks)
         self.methods: list[MethodPlan] = plan_methods(options.methods, options.sets, options.sweeps, options.weights)
         self.datasets: list[Dataset] = plan_datasets(options.datasets, options.data_root)
         self.metric_plan: MetricPlan
         self.metric_plan, self.metric_fns = plan_metrics(options.protocol, options.metrics, self.device, options.weights_dir)
         self.run_dir, self.manifest = open_run_dir(options.out_dir(), options.protocol, options.seed, self.datasets,
-                                                   options.argv, environment.describe(self.device))
+                                                   options.argv, environment.describe(self.device), self.ranks)
         self.run_id = self.manifest["run_id"]
         self.rows = _Rows(self.run_dir)
         self.loaded: dict[str, LoadedRestorer] = {}
-        self.invocation = uuid.uuid4().hex[:12]
+        self.invocation = f"{uuid.uuid4().hex[:12]}-r{self.ranks.rank}"
         self.restored = 0
 
     def _metrics_for(self, dataset: Dataset) -> list:
@@ -205,6 +206,10 @@ class Runner:
             for dataset in self.datasets:
                 self._run_method_on(method, dataset)
         self.rows.flush()
+        self.ranks.barrier()
+        if not self.ranks.is_main:
+            return RunResult(self.run_dir, pd.DataFrame(), pd.DataFrame(), self.metric_plan.skipped, self.restored,
+                             is_main=False)
         store.consolidate(self.run_dir)
         write_sets(self.run_dir)
         errors = store.load_table(self.run_dir, "errors")
@@ -222,11 +227,14 @@ class Runner:
         names = {m.name for m in metrics}
         samples = self.o.samples if method.spec.stochastic else 1
         ids = list(dataset.image_ids())[: self.o.limit]
-        for image_id, reason in getattr(dataset, "mismatches", {}).items():
-            self._error(None, dataset, image_id, 0, "dataset", reason)
+        if self.ranks.is_main:
+            for image_id, reason in getattr(dataset, "mismatches", {}).items():
+                self._error(None, dataset, image_id, 0, "dataset", reason)
         stored = self._stored(dataset)
         todo = [i for i in ids if any(not names <= stored.get((c.config_id, i, k), set())
                                       for c in method.configs for k in range(samples))]
+        self.ranks.barrier()  # every rank has read the store before any rank writes to it
+        todo = self.ranks.shard(todo)
         if not todo:
             return
         loaded = self._loaded(method)
@@ -251,7 +259,7 @@ class Runner:
             if n:
                 self.rows.add("perf", {
                     "run_id": self.run_id, "invocation": self.invocation, "config_id": config.config_id,
-                    "method": config.method, "dataset": dataset.name, "split": dataset.split, "images": n,
+                    "method": config.method, "dataset": dataset.name, "split": dataset.split, "restorations": n,
                     "restore_images_per_s": n / max(timing[(config.config_id, "restore")], 1e-9),
                     "metric_images_per_s": n / max(timing[(config.config_id, "metrics")], 1e-9),
                     "peak_memory_bytes": _peak_memory(self.device), "device": str(self.device),

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lpmrf_bench.data import Dataset
+from lpmrf_bench.distributed import Ranks
 from lpmrf_bench.store import write_json
 
 MANIFEST = "manifest.json"
@@ -28,9 +29,29 @@ def _dataset_definitions(datasets: list[Dataset]) -> list[dict[str, Any]]:
 
 
 def open_run_dir(path: Path, protocol: str, seed: int, datasets: list[Dataset], argv: list[str],
-                 environment: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
-    """Create or reopen a run directory, refusing a conflicting invocation; returns (path, manifest)."""
+                 environment: dict[str, Any], ranks: Ranks = Ranks()) -> tuple[Path, dict[str, Any]]:
+    """Create or reopen a run directory, refusing a conflicting invocation; returns (path, manifest).
+
+    Only rank 0 writes the manifest and sweeps temporary files left by a killed run (no rank writes
+    before the barrier, so none of them is in flight); the other ranks read the manifest after it.
+    """
+    if ranks.is_main:
+        manifest = _update_manifest(path, protocol, seed, datasets, argv, environment)
+    ranks.barrier()
+    if not ranks.is_main:
+        manifest = json.loads((path / MANIFEST).read_text())
+    return path, manifest
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    for tmp in path.rglob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def _update_manifest(path: Path, protocol: str, seed: int, datasets: list[Dataset], argv: list[str],
+                     environment: dict[str, Any]) -> dict[str, Any]:
     path.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path)
     manifest_path = path / MANIFEST
     fixed = {"protocol": protocol, "seed": seed, "datasets": _dataset_definitions(datasets)}
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -49,4 +70,4 @@ def open_run_dir(path: Path, protocol: str, seed: int, datasets: list[Dataset], 
     manifest["environment"] = environment
     manifest["invocations"].append({"time": now, "argv": argv, "environment": environment})
     write_json(manifest_path, manifest)
-    return path, manifest
+    return manifest

@@ -28,6 +28,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lpmrf_bench.intervals import Interval, paired_difference
+
 METRIC_KEY = ["config_id", "dataset", "split", "image_id", "sample", "metric"]
 TABLE_KEYS: dict[str, list[str]] = {
     "images": ["dataset", "split", "image_id"],
@@ -171,3 +173,26 @@ def aggregate(frame: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
     per_image = per_image[np.isfinite(per_image["value"].astype(float))]
     out = per_image.groupby(group, dropna=False)["value"].agg(mean="mean", n="count").reset_index()
     return out
+
+
+def per_image(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration x dataset x image x metric: mean over samples, between-sample std, sample count."""
+    group = ["config_id", "method", *knob_columns(frame), "weights", "dataset", "split", "image_id", "metric", "spec"]
+    stats = frame.groupby(group, dropna=False)["value"].agg(mean="mean", std="std", samples="count").reset_index()
+    return stats
+
+
+def compare(frame: pd.DataFrame, config_a: str, config_b: str, metric: str, dataset: str | None = None,
+            seed: int = 0) -> Interval:
+    """mean(a - b) of a metric over the images both configurations scored, with a paired bootstrap interval."""
+    rows = frame[frame["metric"] == metric]
+    if dataset is not None:
+        rows = rows[rows["dataset"] == dataset]
+    check_single_spec(rows[rows["config_id"].isin([config_a, config_b])])
+    means = per_image(rows)
+    wide = means.pivot_table(index=["dataset", "split", "image_id"], columns="config_id", values="mean")
+    for config in (config_a, config_b):
+        if config not in wide.columns:
+            raise ValueError(f"no {metric} values for configuration {config}")
+    both = wide[[config_a, config_b]].dropna()
+    return paired_difference(both[config_a].to_numpy(), both[config_b].to_numpy(), seed=seed)

@@ -55,6 +55,8 @@ def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, see
         weights_dir=weights_dir, progress=not no_progress, argv=["lpmrf-bench", *sys.argv[1:]],
     )
     result = run(options)
+    if not result.is_main:
+        return
     for name, reason in result.skipped_metrics.items():
         click.echo(f"skipped metric {name}: {reason}", err=True)
     with pd.option_context("display.width", 200, "display.max_columns", 50, "display.max_colwidth", 40):
