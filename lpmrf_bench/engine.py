@@ -57,6 +57,7 @@ class RunOptions:
     save_images: bool = False
     out: str | None = None
     data_root: str | None = None
+    reference: str = "posterior-mean"  # the restoration reference-restoration metrics (IndRMSE) compare with
     weights_dir: str | None = None
     progress: bool = True
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
@@ -65,7 +66,7 @@ class RunOptions:
         """The options that decide results (not device or batch size): the default `--out` hashes them."""
         return {"methods": self.methods, "datasets": self.datasets, "protocol": self.protocol, "metrics": self.metrics,
                 "sets": self.sets, "sweeps": self.sweeps, "weights": self.weights, "seed": self.seed,
-                "samples": self.samples, "limit": self.limit}
+                "samples": self.samples, "limit": self.limit, "reference": self.reference}
 
     def out_dir(self) -> Path:
         return Path(self.out) if self.out else Path("runs") / stable_hash(self.identity(), 12)
@@ -157,10 +158,11 @@ class Runner:
         self.o = options
         self.ranks = from_environment("cuda" if (options.device or "").startswith("cuda") else "cpu")
         self.device = pick_device(options.device, self.ranks)
-        self.methods: list[MethodPlan] = plan_methods(options.methods, options.sets, options.sweeps, options.weights)
+        self.methods: list[MethodPlan] = plan_methods(options.methods, options.sets, options.sweeps, options.weights,
+                                                      options.reference)
         self.datasets: list[Dataset] = plan_datasets(options.datasets, options.data_root)
-        self.metric_plan: MetricPlan
-        self.metric_plan, self.metric_fns = plan_metrics(options.protocol, options.metrics, self.device, options.weights_dir)
+        self.metric_plan: MetricPlan = plan_metrics(options.protocol, options.metrics, self.device, options.weights_dir,
+                                                    options.reference, options.weights)
         self.run_dir, self.manifest = open_run_dir(options.out_dir(), options.protocol, options.seed, self.datasets,
                                                    options.argv, environment.describe(self.device), self.ranks)
         self.run_id = self.manifest["run_id"]
@@ -241,8 +243,7 @@ class Runner:
         if hasattr(loaded, "report_extra"):
             loaded.report_extra(ids)
         known = set(store.load_table(self.run_dir, "images").get("image_id", pd.Series(dtype=str)))
-        timing: dict[tuple[str, str], float] = defaultdict(float)
-        count: dict[str, int] = defaultdict(int)
+        tally = _Tally()
         bar = tqdm(total=len(todo), desc=f"{method.name} on {dataset.name}:{dataset.split}", unit="img",
                    disable=not self.o.progress, file=sys.stderr)
         for batch_samples, read_errors in load_batches(dataset, todo, self.o.batch_size):
@@ -250,81 +251,88 @@ class Runner:
                 for config in method.configs:
                     self._error(config, dataset, image_id, 0, "read", reason)
             self._record_images(dataset, batch_samples, known)
-            for group in _group_by_shape(batch_samples):
-                self._restore_group(method, dataset, group, metrics, stored, samples, timing, count)
+            for same_size in _group_by_shape(batch_samples):
+                group = self._prepare(method, dataset, same_size, metrics)
+                for config in method.configs if group else ():
+                    for k in range(samples):
+                        self._restore_config(method, config, dataset, group, metrics, stored, k, tally)
             bar.update(len(batch_samples) + len(read_errors))
         bar.close()
         for config in method.configs:
-            n = count[config.config_id]
+            n = tally.count[config.config_id]
             if n:
                 self.rows.add("perf", {
                     "run_id": self.run_id, "invocation": self.invocation, "config_id": config.config_id,
                     "method": config.method, "dataset": dataset.name, "split": dataset.split, "restorations": n,
-                    "restore_images_per_s": n / max(timing[(config.config_id, "restore")], 1e-9),
-                    "metric_images_per_s": n / max(timing[(config.config_id, "metrics")], 1e-9),
+                    "restore_images_per_s": n / max(tally.seconds[(config.config_id, "restore")], 1e-9),
+                    "metric_images_per_s": n / max(tally.seconds[(config.config_id, "metrics")], 1e-9),
                     "peak_memory_bytes": _peak_memory(self.device), "device": str(self.device),
                     "batch_size": self.o.batch_size})
         self.rows.flush()
 
-    def _restore_group(self, method: MethodPlan, dataset: Dataset, group: list[Sample], metrics: list,
-                       stored: dict, samples: int, timing: dict, count: dict) -> None:
+    def _prepare(self, method: MethodPlan, dataset: Dataset, samples: list[Sample], metrics: list) -> _Group | None:
+        """Same-size samples -> tensors on the device (and the reference restoration when a metric needs it)."""
         size = method.spec.input_size
         if size is not None:
-            bad = [s for s in group if s.lq.shape[:2] != (size, size)]
+            bad = [s for s in samples if s.lq.shape[:2] != (size, size)]
             for s in bad:
                 for config in method.configs:
                     self._error(config, dataset, s.image_id, 0, "restore",
                                 f"{method.spec.name} needs {size}x{size} inputs, got {s.lq.shape[1]}x{s.lq.shape[0]}")
-            group = [s for s in group if s not in bad]
-        if not group:
-            return
-        lq8 = to_tensor([s.lq for s in group], self.device)
-        gt8 = to_tensor([s.gt for s in group], self.device) if group[0].gt is not None else None
-        batch = RestoreBatch(lq=lq8.float() / 255.0, image_ids=[s.image_id for s in group], seeds=[],
+            samples = [s for s in samples if s not in bad]
+        if not samples:
+            return None
+        lq8 = to_tensor([s.lq for s in samples], self.device)
+        gt8 = to_tensor([s.gt for s in samples], self.device) if samples[0].gt is not None else None
+        batch = RestoreBatch(lq=lq8.float() / 255.0, image_ids=[s.image_id for s in samples], seeds=[],
                              gt=None if gt8 is None else gt8.float() / 255.0)
-        for config in method.configs:
-            for k in range(samples):
-                self._restore_config(method, config, dataset, batch, lq8, gt8, metrics, stored, k, timing, count)
+        ref8 = None
+        reference = self.metric_plan.reference
+        if reference is not None and any(m.kind == "reference-restoration" for m in metrics):
+            ref_batch = RestoreBatch(lq=batch.lq, image_ids=batch.image_ids, gt=batch.gt,
+                                     seeds=[image_seed(self.o.seed, dataset.name, i, 0) for i in batch.image_ids])
+            with torch.inference_mode():
+                ref8 = quantize(reference.restore(ref_batch, reference.knobs))
+        return _Group(batch, lq8, gt8, ref8)
 
-    def _restore_config(self, method: MethodPlan, config: MethodConfig, dataset: Dataset, batch: RestoreBatch,
-                        lq8: torch.Tensor, gt8: torch.Tensor | None, metrics: list, stored: dict, sample: int,
-                        timing: dict, count: dict) -> None:
+    def _restore_config(self, method: MethodPlan, config: MethodConfig, dataset: Dataset, group: _Group,
+                        metrics: list, stored: dict, sample: int, tally: _Tally) -> None:
         names = {m.name for m in metrics}
-        keep = [i for i, image_id in enumerate(batch.image_ids)
+        keep = [i for i, image_id in enumerate(group.batch.image_ids)
                 if not names <= stored.get((config.config_id, image_id, sample), set())]
         if not keep:
             return
-        if len(keep) < len(batch.image_ids):
-            batch, lq8, gt8 = _subset(batch, keep), lq8[keep], None if gt8 is None else gt8[keep]
-        sub = RestoreBatch(lq=batch.lq, image_ids=batch.image_ids, gt=batch.gt, cache=batch.cache,
-                           seeds=[image_seed(self.o.seed, dataset.name, i, sample) for i in batch.image_ids])
+        if len(keep) < len(group.batch.image_ids):
+            group = group.subset(keep)
+        ids = group.batch.image_ids
+        batch = RestoreBatch(lq=group.batch.lq, image_ids=ids, gt=group.batch.gt, cache=group.batch.cache,
+                             seeds=[image_seed(self.o.seed, dataset.name, i, sample) for i in ids])
         start = time.perf_counter()
         try:
             with torch.inference_mode():
-                out = self._loaded(method)(sub, config.knob_dict)
+                out = self._loaded(method)(batch, config.knob_dict)
         except RestoreInputError as exc:
             for image_id, reason in exc.reasons.items():
                 self._error(config, dataset, image_id, sample, "restore", reason)
-            good = [i for i, image_id in enumerate(batch.image_ids) if image_id not in exc.reasons]
-            if good and len(good) < len(batch.image_ids):
-                self._restore_config(method, config, dataset, _subset(batch, good), lq8[good],
-                                     None if gt8 is None else gt8[good], metrics, stored, sample, timing, count)
+            good = [i for i, image_id in enumerate(ids) if image_id not in exc.reasons]
+            if good and len(good) < len(ids):
+                self._restore_config(method, config, dataset, group.subset(good), metrics, stored, sample, tally)
             return
         self._sync()
-        timing[(config.config_id, "restore")] += time.perf_counter() - start
-        problem = _output_problem(out, lq8, gt8)
+        tally.seconds[(config.config_id, "restore")] += time.perf_counter() - start
+        problem = _output_problem(out, group.lq8, group.gt8)
         if problem:
-            for image_id in batch.image_ids:
+            for image_id in ids:
                 self._error(config, dataset, image_id, sample, "restore", problem)
             return
         finite = torch.isfinite(out.flatten(1)).all(dim=1).cpu()
         out8 = quantize(out)
         start = time.perf_counter()
-        values = {m.name: self.metric_fns[m.spec](MetricBatch(out=out8, gt=gt8, lq=lq8)).detach().to("cpu", torch.float64).numpy()
-                  for m in metrics}
+        scored = MetricBatch(out=out8, gt=group.gt8, lq=group.lq8, reference=group.ref8)
+        values = {m.name: self.metric_plan.fns[m.spec](scored).detach().to("cpu", torch.float64).numpy() for m in metrics}
         self._sync()
-        timing[(config.config_id, "metrics")] += time.perf_counter() - start
-        for j, image_id in enumerate(batch.image_ids):
+        tally.seconds[(config.config_id, "metrics")] += time.perf_counter() - start
+        for j, image_id in enumerate(ids):
             if not finite[j]:
                 self._error(config, dataset, image_id, sample, "restore", "output contains NaN or Inf; no metric stored")
                 continue
@@ -339,8 +347,8 @@ class Runner:
                 suffix = f"_s{sample}" if sample else ""
                 write_png(self.run_dir / "outputs" / config.config_id / _safe(dataset) / f"{image_id}{suffix}.png",
                           out8[j].permute(1, 2, 0).cpu().numpy())
-        count[config.config_id] += len(batch.image_ids)
-        self.restored += len(batch.image_ids)
+        tally.count[config.config_id] += len(ids)
+        self.restored += len(ids)
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -357,9 +365,28 @@ def _output_problem(out: torch.Tensor, lq8: torch.Tensor, gt8: torch.Tensor | No
     return None
 
 
-def _subset(batch: RestoreBatch, index: list[int]) -> RestoreBatch:
-    return RestoreBatch(lq=batch.lq[index], image_ids=[batch.image_ids[i] for i in index], seeds=[],
-                        gt=None if batch.gt is None else batch.gt[index])
+@dataclass
+class _Group:
+    """Same-size images of one batch: float inputs for the restorer, 8-bit tensors for the metrics."""
+
+    batch: RestoreBatch
+    lq8: torch.Tensor
+    gt8: torch.Tensor | None
+    ref8: torch.Tensor | None
+
+    def subset(self, index: list[int]) -> _Group:
+        """Some of the images; the cache starts empty because cached tensors are per full batch."""
+        b = self.batch
+        batch = RestoreBatch(lq=b.lq[index], image_ids=[b.image_ids[i] for i in index], seeds=[],
+                             gt=None if b.gt is None else b.gt[index])
+        pick = lambda t: None if t is None else t[index]  # noqa: E731
+        return _Group(batch, self.lq8[index], pick(self.gt8), pick(self.ref8))
+
+
+@dataclass
+class _Tally:
+    seconds: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
+    count: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
 def _safe(dataset: Dataset) -> str:

@@ -17,8 +17,9 @@ import torch
 
 from lpmrf_bench.data import Dataset, open_dataset
 from lpmrf_bench.metrics import METRICS, MetricSpec, protocol
+from lpmrf_bench.metrics.base import MetricFn
 from lpmrf_bench.registry import UnavailableError
-from lpmrf_bench.restorers import RESTORERS, RestorerSpec, get_restorer
+from lpmrf_bench.restorers import RESTORERS, LoadedRestorer, RestorerSpec, get_restorer
 from lpmrf_bench.weights import WeightsError, resolve, sha256_of
 
 log = logging.getLogger(__name__)
@@ -64,10 +65,21 @@ class MethodPlan:
         return self.spec.name
 
 
+@dataclass(frozen=True)
+class Reference:
+    """The restoration that reference-restoration metrics (IndRMSE) compare each output with."""
+
+    name: str
+    restore: LoadedRestorer
+    knobs: dict[str, Any]
+
+
 @dataclass
 class MetricPlan:
     specs: list[MetricSpec]
     skipped: dict[str, str]  # metric name -> reason
+    fns: dict[str, MetricFn]  # spec -> the built per-image function
+    reference: Reference | None = None
 
 
 def weights_label(spec: RestorerSpec, weights_arg: str | None) -> str:
@@ -119,7 +131,8 @@ def embedded_methods() -> list[str]:
     return names
 
 
-def plan_methods(methods: list[str], sets: dict[str, str], sweeps: dict[str, str], weights: dict[str, str]) -> list[MethodPlan]:
+def plan_methods(methods: list[str], sets: dict[str, str], sweeps: dict[str, str], weights: dict[str, str],
+                 reference: str | None = None) -> list[MethodPlan]:
     plans: list[MethodPlan] = []
     for name in methods:
         try:
@@ -130,9 +143,9 @@ def plan_methods(methods: list[str], sets: dict[str, str], sweeps: dict[str, str
     for key in [*sets, *sweeps]:
         if not any(key in {k.name for k in p.spec.knobs} for p in plans):
             raise PlanError(f"no selected method has a knob {key!r}")
-    unused = set(weights) - {p.spec.name for p in plans} - set(methods)
+    unused = set(weights) - {p.spec.name for p in plans} - set(methods) - {reference}
     if unused:
-        raise PlanError(f"--weights names method(s) not in --methods: {', '.join(sorted(unused))}")
+        raise PlanError(f"--weights names method(s) neither in --methods nor the reference: {', '.join(sorted(unused))}")
     for plan in plans:
         spec = plan.spec
         fixed = spec.default_knobs()
@@ -160,28 +173,36 @@ def plan_datasets(specs: list[str], data_root: str | None) -> list[Dataset]:
     return datasets
 
 
-def plan_metrics(protocol_name: str, names: list[str] | None, device: torch.device, weights_dir: str | None) -> tuple[MetricPlan, dict]:
+def plan_reference(name: str, weights: dict[str, str], device: torch.device) -> Reference:
+    spec = get_restorer(name)
+    return Reference(name, spec.load(weights.get(name, spec.default_weights), device), spec.default_knobs())
+
+
+def plan_metrics(protocol_name: str, names: list[str] | None, device: torch.device, weights_dir: str | None,
+                 reference: str = "posterior-mean", weights: dict[str, str] | None = None) -> MetricPlan:
     """Build every selected metric once; unavailable defaults are skipped with the reason, named ones are errors."""
     table = protocol(protocol_name)
     wanted = names or list(table)
     unknown = [n for n in wanted if n not in table]
     if unknown:
         raise PlanError(f"protocol {protocol_name!r} has no metric(s) {', '.join(unknown)}; it has: {', '.join(table)}")
-    specs, skipped, built = [], {}, {}
+    plan = MetricPlan([], {}, {})
     for name in wanted:
         try:
             spec = METRICS.get(table[name])
             missing = [pkg for pkg in spec.requires if not _importable(pkg)]
             if missing:
                 raise UnavailableError(f"needs {', '.join(missing)}: pip install 'lpmrf-bench[iqa]'")
-            built[spec.spec] = spec.build(device, weights_dir)
-        except (UnavailableError, WeightsError, ImportError) as exc:
+            if spec.kind == "reference-restoration" and plan.reference is None:
+                plan.reference = plan_reference(reference, weights or {}, device)
+            plan.fns[spec.spec] = spec.build(device, weights_dir)
+        except (UnavailableError, WeightsError, ImportError, KeyError) as exc:
             if names:
                 raise PlanError(f"metric {name!r} cannot run: {exc}") from exc
-            skipped[name] = str(exc).splitlines()[0]
+            plan.skipped[name] = str(exc).splitlines()[0]
             continue
-        specs.append(spec)
-    return MetricPlan(specs, skipped), built
+        plan.specs.append(spec)
+    return plan
 
 
 def _importable(module: str) -> bool:

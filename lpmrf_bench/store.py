@@ -121,8 +121,19 @@ def load_table(run_dir: str | os.PathLike, table: str) -> pd.DataFrame:
 
 
 def consolidate(run_dir: str | os.PathLike) -> None:
-    """Fold the parts of images/errors/perf into their single files, then remove the folded parts."""
+    """Fold the parts of images/errors/perf into their single files, then remove the folded parts.
+
+    The metric parts are compacted into one part with the union of all columns (parts written by methods
+    with different knobs differ in their `knob_*` columns, which readers that take the first file's schema
+    would drop). A kill between writing the compacted part and removing the old ones leaves duplicates that
+    `load` drops and the next consolidation removes.
+    """
     run_dir = Path(run_dir)
+    metric_parts = sorted((run_dir / "metrics").glob("part-*.parquet"))
+    if len(metric_parts) > 1:
+        write_part(run_dir / "metrics", load(run_dir))
+        for part in metric_parts:
+            part.unlink()
     for table in TABLE_KEYS:
         parts = sorted(_parts_dir(run_dir, table).glob("part-*.parquet"))
         if not parts:
@@ -138,7 +149,7 @@ def load(run_dir: str | os.PathLike, columns: list[str] | None = None) -> pd.Dat
     parts = sorted((Path(run_dir) / "metrics").glob("part-*.parquet"))
     if not parts:
         return pd.DataFrame(columns=columns or [])
-    frame = read_parts(parts)
+    frame = _dedupe(read_parts(parts), METRIC_KEY)
     if columns is not None:
         frame = frame[[c for c in columns if c in frame.columns]]
     return frame

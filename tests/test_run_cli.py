@@ -196,3 +196,41 @@ def test_quantize_rounds_to_nearest_level_and_clips():
 
     x = torch.tensor([0.0, 0.6 / 255, 1.49 / 255, 254.7 / 255, 1.2, -0.1])
     assert quantize(x).tolist() == [0, 1, 1, 255, 255, 0]
+
+
+def _max_abs_to_reference(batch):
+    return (batch.out.double() - batch.reference.double()).abs().flatten(1).amax(dim=1)
+
+
+from lpmrf_bench.metrics.base import MetricSpec, stateless  # noqa: E402
+
+REF_METRIC = MetricSpec(name="testref", spec="testref/maxabs/test-v1", kind="reference-restoration",
+                        higher_is_better=False, build=stateless(_max_abs_to_reference))
+
+
+def test_reference_restoration_metric_gets_the_reference_output(tmp_path, paired, monkeypatch):
+    from lpmrf_bench.metrics import METRICS, PROTOCOLS
+
+    monkeypatch.setitem(METRICS._targets, "testref/maxabs/test-v1", "test_run_cli:REF_METRIC")
+    monkeypatch.setitem(PROTOCOLS["pmrf"], "testref", "testref/maxabs/test-v1")
+    monkeypatch.setitem(RESTORERS._targets, "test-scale", "test_run_cli:SCALE")
+    out = tmp_path / "run"
+    result = invoke("run", "--methods", "test-scale", "--datasets", str(paired / "lq"), "--out", str(out),
+                    "--set", "gain=0.5", "--reference", "identity", "--metrics", "testref")
+    assert result.exit_code == 0, result.output
+    rows = store_load(out).set_index("image_id")["value"]
+    for name, degraded, _ in [(p.stem, None, None) for p in (paired / "lq").glob("*.png")]:
+        from lpmrf_bench.imageio import read_image
+
+        lq = read_image(paired / "lq" / f"{name}.png")[0].astype(float)
+        half = np.round(lq / 255 * 0.5 * 255)  # the scaled output, quantized as the engine does
+        assert rows[name] == np.abs(half - lq).max()
+    result = invoke("run", "--methods", "identity", "--datasets", str(paired / "lq"), "--out", str(tmp_path / "r2"),
+                    "--reference", "no-such-method", "--metrics", "testref")
+    assert result.exit_code == 1 and "metric 'testref' cannot run" in result.output
+
+
+def store_load(path):
+    from lpmrf_bench.store import load
+
+    return load(path)

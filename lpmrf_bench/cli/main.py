@@ -5,6 +5,7 @@ import logging
 
 import click
 
+from lpmrf_bench.cli.data import data_group, degrade_command
 from lpmrf_bench.cli.listing import list_command
 from lpmrf_bench.cli.run import restore_command, run_command
 from lpmrf_bench.cli.weights import weights_group
@@ -15,9 +16,12 @@ from lpmrf_bench.cli.weights import weights_group
 def main(verbose: bool) -> None:
     """Benchmark perceptual face restorers (PMRF, Latent-PMRF, baselines) the way the literature does."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)
 
 
 main.add_command(run_command)
 main.add_command(restore_command)
 main.add_command(list_command)
 main.add_command(weights_group)
+main.add_command(degrade_command)
+main.add_command(data_group)

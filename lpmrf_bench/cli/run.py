@@ -22,6 +22,8 @@ from lpmrf_bench.plan import DEFAULT_DATASET, embedded_methods, parse_assignment
 @click.option("--set", "sets", multiple=True, metavar="KNOB=V", help="Fix a knob for every method that has it.")
 @click.option("--sweep", "sweeps", multiple=True, metavar="KNOB=V1,V2", help="Run every listed value of a knob.")
 @click.option("--weights", "weights", multiple=True, metavar="METHOD=PATH", help="Weights for a method (file or folder).")
+@click.option("--reference", default="posterior-mean", show_default=True,
+              help="Method whose output reference-restoration metrics (IndRMSE) compare with.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Fixes every random draw of the run.")
 @click.option("--samples", type=int, default=1, show_default=True, help="Restorations per image (stochastic methods).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
@@ -33,7 +35,7 @@ from lpmrf_bench.plan import DEFAULT_DATASET, embedded_methods, parse_assignment
 @click.option("--weights-dir", default=None, envvar="LPMRF_BENCH_WEIGHTS", help="Weight cache folder.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @fail_cleanly
-def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, seed, samples, device, batch_size, limit,
+def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, reference, seed, samples, device, batch_size, limit,
                 save_images, out, data_root, weights_dir, no_progress) -> None:
     """Restore datasets with methods, score every image, store the rows and print the summary.
 
@@ -50,7 +52,7 @@ def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, see
     options = RunOptions(
         methods=method_list, datasets=dataset_list, protocol=protocol, metrics=split_list(metrics) or None,
         sets=parse_assignments(list(sets), "--set"), sweeps=parse_assignments(list(sweeps), "--sweep"),
-        weights=parse_assignments(list(weights), "--weights"), seed=seed, samples=samples, device=device,
+        weights=parse_assignments(list(weights), "--weights"), reference=reference, seed=seed, samples=samples, device=device,
         batch_size=batch_size, limit=limit, save_images=save_images, out=out, data_root=data_root,
         weights_dir=weights_dir, progress=not no_progress, argv=["lpmrf-bench", *sys.argv[1:]],
     )

@@ -38,6 +38,13 @@ class DatasetSpec:
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
+for _name, _target in {
+    "celeba-test": "lpmrf_bench.data.benchmark_sets:CELEBA_TEST",
+    "lfw-test": "lpmrf_bench.data.benchmark_sets:LFW_TEST",
+    "webphoto-test": "lpmrf_bench.data.benchmark_sets:WEBPHOTO_TEST",
+    "wider-test": "lpmrf_bench.data.benchmark_sets:WIDER_TEST",
+}.items():
+    DATASETS.add(_name, _target)
 
 
 def data_root(override: str | os.PathLike | None = None) -> Path | None:

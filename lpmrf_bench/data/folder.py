@@ -4,8 +4,10 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from lpmrf_bench.data.base import DatasetError, Sample
 from lpmrf_bench.imageio import list_images, read_image
@@ -19,7 +21,8 @@ class FolderDataset:
     """
 
     def __init__(self, lq_dir: str | os.PathLike, gt_dir: str | os.PathLike | None = None, *, name: str | None = None,
-                 split: str = "all", expected_count: int | None = None, resolution: int | None = None):
+                 split: str = "all", expected_count: int | None = None, resolution: int | None = None,
+                 params: dict[str, dict[str, Any]] | None = None):
         self.lq_dir = Path(lq_dir)
         self.gt_dir = Path(gt_dir) if gt_dir is not None else None
         for folder in (self.lq_dir, self.gt_dir):
@@ -30,6 +33,7 @@ class FolderDataset:
         self.paired = self.gt_dir is not None
         self.expected_count = expected_count
         self.resolution = resolution
+        self.params = params or {}
         self._lq = list_images(self.lq_dir)
         self._gt = list_images(self.gt_dir) if self.gt_dir is not None else {}
         if not self._lq:
@@ -58,7 +62,16 @@ class FolderDataset:
         if gt_path is not None:
             gt, gt_conv = read_image(gt_path)
             conversions += [f"gt: {c}" for c in gt_conv]
-        return Sample(image_id=image_id, lq=lq, gt=gt, conversions=conversions)
+        return Sample(image_id=image_id, lq=lq, gt=gt, conversions=conversions, params=self.params.get(image_id, {}))
+
+
+def _degradation_params(root: Path) -> dict[str, dict[str, Any]]:
+    """Per-image parameters that `lpmrf-bench degrade` recorded in `params.parquet`, if it wrote this folder."""
+    path = root / "params.parquet"
+    if not path.exists():
+        return {}
+    frame = pd.read_parquet(path)
+    return {row.pop("image_id"): row for row in frame.to_dict("records")}
 
 
 def open_folder(path: str | os.PathLike) -> FolderDataset:
@@ -67,5 +80,5 @@ def open_folder(path: str | os.PathLike) -> FolderDataset:
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} does not exist")
     if (root / "lq").is_dir() and (root / "gt").is_dir():
-        return FolderDataset(root / "lq", root / "gt", name=str(root.resolve()))
+        return FolderDataset(root / "lq", root / "gt", name=str(root.resolve()), params=_degradation_params(root))
     return FolderDataset(root, name=str(root.resolve()))
