@@ -74,7 +74,7 @@ def _missing(layout: BenchmarkLayout, root: Path | None, folders: list[str]) -> 
              if root is not None else f"no data root is set (pass --data-root DIR or set {DATA_ROOT_ENV})")
     return DatasetError(
         f"{layout.name}: {where}. {layout.title} ({layout.count} images) is published on {layout.page}; "
-        f"download it and unpack it so that {expected} holds the images.")
+        f"download it and unpack it so that {expected} {'hold' if len(folders) > 1 else 'holds'} the images.")
 
 
 def _check_first_size(layout: BenchmarkLayout, dataset: FolderDataset) -> None:
