@@ -163,8 +163,10 @@ class Runner:
         self.datasets: list[Dataset] = plan_datasets(options.datasets, options.data_root)
         self.metric_plan: MetricPlan = plan_metrics(options.protocol, options.metrics, self.device, options.weights_dir,
                                                     options.reference, options.weights)
+        reference = self.metric_plan.reference.label if self.metric_plan.reference else None
         self.run_dir, self.manifest = open_run_dir(options.out_dir(), options.protocol, options.seed, self.datasets,
-                                                   options.argv, environment.describe(self.device), self.ranks)
+                                                   options.argv, environment.describe(self.device), self.ranks,
+                                                   reference)
         self.run_id = self.manifest["run_id"]
         self.rows = _Rows(self.run_dir)
         self.loaded: dict[str, LoadedRestorer] = {}
@@ -172,7 +174,17 @@ class Runner:
         self.restored = 0
 
     def _metrics_for(self, dataset: Dataset) -> list:
-        return [m for m in self.metric_plan.specs if dataset.paired or m.kind != "full-reference"]
+        """The run's metrics that apply to this dataset (ground truth present, images large enough)."""
+        chosen = []
+        for m in self.metric_plan.specs:
+            if m.kind == "full-reference" and not dataset.paired:
+                continue
+            if m.min_size and dataset.resolution and dataset.resolution < m.min_size:
+                self.metric_plan.skipped[f"{m.name} on {dataset.name}:{dataset.split}"] = (
+                    f"defined for images of at least {m.min_size} px; these are {dataset.resolution} px")
+                continue
+            chosen.append(m)
+        return chosen
 
     def _stored(self, dataset: Dataset) -> dict[tuple[str, str, int], set[str]]:
         """(config_id, image_id, sample) -> metric names already stored for this dataset."""

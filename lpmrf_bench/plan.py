@@ -17,7 +17,7 @@ import torch
 
 from lpmrf_bench.data import Dataset, open_dataset
 from lpmrf_bench.metrics import METRICS, MetricSpec, protocol
-from lpmrf_bench.metrics.base import MetricFn
+from lpmrf_bench.metrics.base import MetricFn, unavailable_reason
 from lpmrf_bench.registry import UnavailableError
 from lpmrf_bench.restorers import RESTORERS, LoadedRestorer, RestorerSpec, get_restorer
 from lpmrf_bench.weights import WeightsError, resolve, sha256_of
@@ -72,6 +72,11 @@ class Reference:
     name: str
     restore: LoadedRestorer
     knobs: dict[str, Any]
+    weights: str  # as in the `weights` column: values against different references are not comparable
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.weights})"
 
 
 @dataclass
@@ -175,7 +180,8 @@ def plan_datasets(specs: list[str], data_root: str | None) -> list[Dataset]:
 
 def plan_reference(name: str, weights: dict[str, str], device: torch.device) -> Reference:
     spec = get_restorer(name)
-    return Reference(name, spec.load(weights.get(name, spec.default_weights), device), spec.default_knobs())
+    weights_arg = weights.get(name, spec.default_weights)
+    return Reference(name, spec.load(weights_arg, device), spec.default_knobs(), weights_label(spec, weights_arg))
 
 
 def plan_metrics(protocol_name: str, names: list[str] | None, device: torch.device, weights_dir: str | None,
@@ -190,9 +196,9 @@ def plan_metrics(protocol_name: str, names: list[str] | None, device: torch.devi
     for name in wanted:
         try:
             spec = METRICS.get(table[name])
-            missing = [pkg for pkg in spec.requires if not _importable(pkg)]
-            if missing:
-                raise UnavailableError(f"needs {', '.join(missing)}: pip install 'lpmrf-bench[iqa]'")
+            reason = unavailable_reason(spec)
+            if reason:
+                raise UnavailableError(reason)
             if spec.kind == "reference-restoration" and plan.reference is None:
                 plan.reference = plan_reference(reference, weights or {}, device)
             plan.fns[spec.spec] = spec.build(device, weights_dir)
@@ -203,9 +209,3 @@ def plan_metrics(protocol_name: str, names: list[str] | None, device: torch.devi
             continue
         plan.specs.append(spec)
     return plan
-
-
-def _importable(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None

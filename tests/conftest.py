@@ -8,10 +8,12 @@ from skimage import data as skdata
 
 
 @pytest.fixture(autouse=True)
-def _offline_private_cache(tmp_path_factory, monkeypatch):
+def _offline_private_cache(request, tmp_path_factory, monkeypatch):
+    """Never download; tests see an empty private weight cache, except `weights` tests, which need the real one."""
     monkeypatch.setenv("LPMRF_BENCH_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("LPMRF_BENCH_WEIGHTS", str(tmp_path_factory.mktemp("weights-cache")))
+    if request.node.get_closest_marker("weights") is None:
+        monkeypatch.setenv("LPMRF_BENCH_WEIGHTS", str(tmp_path_factory.mktemp("weights-cache")))
 
 
 def photograph(name: str, size: int | None = None) -> np.ndarray:

@@ -1,6 +1,7 @@
 """`lpmrf-bench run/restore/list` end to end on folders of real photographs."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -225,6 +226,10 @@ def test_reference_restoration_metric_gets_the_reference_output(tmp_path, paired
         lq = read_image(paired / "lq" / f"{name}.png")[0].astype(float)
         half = np.round(lq / 255 * 0.5 * 255)  # the scaled output, quantized as the engine does
         assert rows[name] == np.abs(half - lq).max()
+    assert json.loads((out / "manifest.json").read_text())["reference"] == "identity (-)"
+    result = invoke("run", "--methods", "test-scale", "--datasets", str(paired / "lq"), "--out", str(out),
+                    "--set", "gain=0.5", "--reference", "test-scale", "--metrics", "testref")
+    assert result.exit_code == 1 and "reference: directory has 'identity (-)'" in result.output
     result = invoke("run", "--methods", "identity", "--datasets", str(paired / "lq"), "--out", str(tmp_path / "r2"),
                     "--reference", "no-such-method", "--metrics", "testref")
     assert result.exit_code == 1 and "metric 'testref' cannot run" in result.output

@@ -5,7 +5,7 @@ import click
 
 from lpmrf_bench.data import DATASETS
 from lpmrf_bench.metrics import METRICS, PROTOCOLS
-from lpmrf_bench.plan import _importable
+from lpmrf_bench.metrics.base import unavailable_reason
 from lpmrf_bench.restorers import RESTORERS
 from lpmrf_bench.weights import status
 
@@ -56,10 +56,8 @@ def metric_rows() -> list[dict[str, str]]:
                 rows.append({"protocol": proto, "metric": name, "kind": "", "better": "", "spec": spec_id,
                              "licence": "", "available": str(exc)})
                 continue
-            missing = [p for p in m.requires if not _importable(p)]
             weights = [w.filename for w in m.weights if status(w) == "missing"]
-            available = ("needs " + ", ".join(missing) if missing else
-                         "weights missing: " + ", ".join(weights) if weights else "yes")
+            available = (unavailable_reason(m) or ("weights missing: " + ", ".join(weights) if weights else "yes"))
             rows.append({"protocol": proto, "metric": name, "kind": m.kind, "better": m.direction, "spec": m.spec,
                          "licence": m.licence or "-", "available": available})
     return rows

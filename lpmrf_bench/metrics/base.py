@@ -6,6 +6,7 @@ The engine owns batching, devices and storage; a metric owns only its mathematic
 """
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -59,6 +60,8 @@ class MetricSpec:
     description: str = ""
     weights: tuple[WeightFile, ...] = ()
     requires: tuple[str, ...] = ()
+    install_hint: str = ""  # how to get the `requires` packages
+    min_size: int | None = None  # smallest image side the metric is defined for (smaller: NaN)
     licence: str = ""
     aggregate: Callable[[np.ndarray], SetValue] = field(default=mean_of_finite)
 
@@ -74,3 +77,12 @@ def stateless(fn: Callable[[MetricBatch], torch.Tensor]) -> Callable[[torch.devi
         return fn
 
     return build
+
+
+def unavailable_reason(spec: MetricSpec) -> str | None:
+    """Why `spec` cannot run here (a missing optional package, with the install hint), or None."""
+    missing = [name for name in spec.requires if importlib.util.find_spec(name) is None]
+    if not missing:
+        return None
+    hint = f": {spec.install_hint}" if spec.install_hint else ""
+    return f"needs the Python package(s) {', '.join(missing)}{hint}"

@@ -33,34 +33,43 @@ def psnr(out: torch.Tensor, gt: torch.Tensor, data_range: float = 255.0) -> torc
     return 10.0 * torch.log10(data_range**2 / mse(out, gt))
 
 
-def _gaussian_window(size: int, sigma: float, device: torch.device) -> torch.Tensor:
+def gaussian_window(size: int, sigma: float, device: torch.device) -> torch.Tensor:
+    """The normalised 1-D Gaussian whose outer product is the 2-D SSIM window."""
     coords = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
     return g / g.sum()
 
 
-def ssim(out: torch.Tensor, gt: torch.Tensor, data_range: float = 255.0, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """Per-image SSIM, float64 [B], averaged over channels; Gaussian window, valid region only."""
+def ssim(out: torch.Tensor, gt: torch.Tensor, data_range: float = 255.0, window: int = 11, sigma: float = 1.5,
+         nonnegative_cs: bool = False) -> torch.Tensor:
+    """Per-image SSIM, float64 [B], averaged over channels; Gaussian window, valid region only.
+
+    `nonnegative_cs` clamps the contrast-structure term at 0 before the product (pyiqa's variant).
+    The separable window is applied as two 1-D valid convolutions (identical maths, ~5x fewer FLOPs).
+    """
     x, y = out.to(torch.float64), gt.to(torch.float64)
     b, c, h, w = x.shape
     if h < window or w < window:
         raise ValueError(f"SSIM needs images of at least {window}x{window} pixels, got {h}x{w}")
-    g = _gaussian_window(window, sigma, x.device)
-    kernel = (g[:, None] * g[None, :]).expand(c, 1, window, window).contiguous()
+    g = gaussian_window(window, sigma, x.device)
+    rows, cols = g.view(1, 1, 1, window).expand(c, 1, 1, window), g.view(1, 1, window, 1).expand(c, 1, window, 1)
 
     def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, kernel, groups=c)
+        return F.conv2d(F.conv2d(t, rows, groups=c), cols, groups=c)
 
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     mu_x, mu_y = blur(x), blur(y)
     var_x = blur(x * x) - mu_x**2
     var_y = blur(y * y) - mu_y**2
     cov = blur(x * y) - mu_x * mu_y
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    cs = (2 * cov + c2) / (var_x + var_y + c2)
+    if nonnegative_cs:
+        cs = cs.clamp_min(0)
+    ssim_map = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1) * cs
     return ssim_map.mean(dim=(2, 3)).mean(dim=1)
 
 
-def _needs_gt(batch: MetricBatch) -> torch.Tensor:
+def needs_gt(batch: MetricBatch) -> torch.Tensor:
     if batch.gt is None:
         raise ValueError("full-reference metric called on a set without ground truth")
     if batch.gt.shape != batch.out.shape:
@@ -70,27 +79,27 @@ def _needs_gt(batch: MetricBatch) -> torch.Tensor:
 
 PSNR = MetricSpec(
     name="psnr", spec="psnr/rgb-255-f64/pmrf-v1", kind="full-reference", higher_is_better=True,
-    build=stateless(lambda b: psnr(b.out, _needs_gt(b))),
+    build=stateless(lambda b: psnr(b.out, needs_gt(b))),
     description="PSNR on RGB, 0-255, float64, per image then mean (PMRF/basicsr)",
 )
 SSIM = MetricSpec(
     name="ssim", spec="ssim/rgb-gauss11-s1.5-valid-f64/pmrf-v1", kind="full-reference", higher_is_better=True,
-    build=stateless(lambda b: ssim(b.out, _needs_gt(b))),
+    build=stateless(lambda b: ssim(b.out, needs_gt(b))),
     description="SSIM on RGB (channel mean), 11x11 Gaussian sigma 1.5, valid window, float64",
 )
 PSNR_Y = MetricSpec(
     name="psnr_y", spec="psnr_y/ycbcr601-limited-f64/basicsr-v1", kind="full-reference", higher_is_better=True,
-    build=stateless(lambda b: psnr(luma_bt601(b.out), luma_bt601(_needs_gt(b)))),
+    build=stateless(lambda b: psnr(luma_bt601(b.out), luma_bt601(needs_gt(b)))),
     description="PSNR on limited-range BT.601 Y (basicsr to_y_channel / MATLAB)",
 )
 SSIM_Y = MetricSpec(
     name="ssim_y", spec="ssim_y/ycbcr601-limited-gauss11-s1.5-valid-f64/basicsr-v1", kind="full-reference",
     higher_is_better=True,
-    build=stateless(lambda b: ssim(luma_bt601(b.out), luma_bt601(_needs_gt(b)))),
+    build=stateless(lambda b: ssim(luma_bt601(b.out), luma_bt601(needs_gt(b)))),
     description="SSIM on limited-range BT.601 Y (basicsr to_y_channel / MATLAB)",
 )
 MSE = MetricSpec(
     name="mse", spec="mse/rgb-255-f64/pmrf-v1", kind="full-reference", higher_is_better=False,
-    build=stateless(lambda b: mse(b.out, _needs_gt(b))),
+    build=stateless(lambda b: mse(b.out, needs_gt(b))),
     description="mean squared error on RGB, 0-255 scale, per image",
 )

@@ -1,0 +1,65 @@
+"""PSNR and SSIM as pyiqa computes them by default (Latent-PMRF's protocol), in plain torch.
+
+Read from pyiqa's `archs/ssim_arch.py`, `archs/psnr_arch.py`, `archs/func_util.py:preprocess_rgb` and
+`utils/color_util.py` (chaofengc/IQA-PyTorch). pyiqa loads images as float32 in [0, 1] (x / 255), then:
+- `ssim` (`SSIM(downsample=False, test_y_channel=True, color_space='yiq')`): Y of YIQ
+  (0.299 R + 0.587 G + 0.114 B, float32 matmul), x255, ROUNDED to integers, float64; 11x11 Gaussian
+  sigma 1.5, valid filtering, C1 = (0.01 * 255)^2, C2 = (0.03 * 255)^2, and the contrast-structure term
+  clamped at 0 (`relu`) before the product, mean over the map. No 256-px downsampling by default.
+- `psnr` (`test_y_channel=False`): RGB in [0, 1], 10 log10(1 / (mse + 1e-8)): identical to ours except
+  that identical images give 80 dB instead of +inf.
+- `psnry` (`test_y_channel=True`): YIQ Y in [0, 1], NOT rounded (psnr skips `preprocess_rgb`), eps 1e-8.
+YIQ luma is not BT.601 YCbCr luma: Y-channel values differ from basicsr's by more than 1 dB.
+"""
+from __future__ import annotations
+
+import torch
+
+from lpmrf_bench.metrics.base import MetricSpec, stateless
+from lpmrf_bench.metrics.fullref import mse, needs_gt, ssim
+
+_YIQ_Y = (0.299, 0.587, 0.114)
+PSNR_EPS = 1e-8
+
+
+def yiq_luma(images: torch.Tensor, rounded: bool = True) -> torch.Tensor:
+    """uint8 RGB [B,3,H,W] -> float64 [B,1,H,W] YIQ luma on the 0-255 scale, as pyiqa's float32 chain."""
+    if images.dtype != torch.uint8:
+        raise ValueError(f"pyiqa-convention metrics take the 8-bit images (uint8), got {images.dtype}")
+    x = images.to(torch.float32) / 255.0
+    w = torch.tensor(_YIQ_Y, dtype=torch.float32, device=images.device).view(3, 1)
+    y = torch.matmul(x.permute(0, 2, 3, 1), w).permute(0, 3, 1, 2) * 255.0
+    return (y.round() if rounded else y).to(torch.float64)
+
+
+def ssim_yiq(out: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """pyiqa's default `ssim` of uint8 RGB images, float64 [B]."""
+    return ssim(yiq_luma(out), yiq_luma(gt), nonnegative_cs=True)
+
+
+def psnr_01(out: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """pyiqa's default `psnr` of uint8 RGB images (RGB in [0, 1], eps 1e-8), float64 [B]."""
+    return 10.0 * torch.log10(1.0 / (mse(out, gt) / 255.0**2 + PSNR_EPS))
+
+
+def psnr_yiq_01(out: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """pyiqa's `psnry`: unrounded YIQ luma in [0, 1], eps 1e-8, float64 [B]."""
+    diff = (yiq_luma(out, rounded=False) - yiq_luma(gt, rounded=False)) / 255.0
+    return 10.0 * torch.log10(1.0 / (diff.square().flatten(1).mean(dim=1) + PSNR_EPS))
+
+
+SSIM_YIQ = MetricSpec(
+    name="ssim", spec="ssim/yiq-y-round-gauss11-s1.5-valid-relu-f64/pyiqa-v1", kind="full-reference",
+    higher_is_better=True, build=stateless(lambda b: ssim_yiq(b.out, needs_gt(b))),
+    description="pyiqa default `ssim`: rounded YIQ Y, 11x11 Gaussian sigma 1.5, valid, cs clamped at 0",
+)
+PSNR_01 = MetricSpec(
+    name="psnr", spec="psnr/rgb-01-eps1e-8/pyiqa-v1", kind="full-reference", higher_is_better=True,
+    build=stateless(lambda b: psnr_01(b.out, needs_gt(b))),
+    description="pyiqa default `psnr`: RGB in [0, 1], 10 log10(1 / (mse + 1e-8)), per image",
+)
+PSNR_Y_YIQ = MetricSpec(
+    name="psnr_y", spec="psnr_y/yiq-01-eps1e-8/pyiqa-v1", kind="full-reference", higher_is_better=True,
+    build=stateless(lambda b: psnr_yiq_01(b.out, needs_gt(b))),
+    description="pyiqa `psnry`: unrounded YIQ Y in [0, 1], eps 1e-8, per image",
+)

@@ -1,0 +1,68 @@
+"""Reference values of pyiqa 0.1.16's default `ssim`, `psnr` and `psnry`, for tests/test_pyiqa_conventions.py.
+
+pyiqa is never installed: this loads `archs/ssim_arch.py` and `archs/psnr_arch.py` (with the modules they
+import: utils/color_util.py, utils/registry.py, matlab_utils/, archs/func_util.py) from the unpacked wheel,
+without running the package `__init__`s that pull its ~70 dependencies. Needs numpy, scipy, torch and
+scikit-image. Regenerate with:
+
+    pip download pyiqa==0.1.16 --no-deps -d /tmp/pyiqa_dl && unzip -q /tmp/pyiqa_dl/pyiqa-0.1.16-*.whl -d /tmp/pyiqa_src
+    python tests/reference/pyiqa_fullref.py /tmp/pyiqa_src > tests/reference/pyiqa_fullref.json
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import types
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from skimage import data as skdata
+
+
+def reference_pairs() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """name -> (output, ground truth), uint8 RGB [H, W, 3]; the test rebuilds exactly these."""
+    rng = np.random.default_rng(0)
+    pairs = {}
+    for name, gt in (("astronaut", skdata.astronaut()), ("coffee", skdata.coffee()), ("chelsea", skdata.chelsea())):
+        blurred = cv2.GaussianBlur(gt, (7, 7), 1.5).astype(np.float64)
+        out = np.clip(np.round(blurred + rng.normal(0, 10, gt.shape)), 0, 255).astype(np.uint8)
+        pairs[name] = (out, gt)
+    pairs["astronaut_inverted"] = (255 - skdata.astronaut(), skdata.astronaut())
+    return pairs
+
+
+def load_pyiqa_archs(root: Path):
+    for name in ("pyiqa", "pyiqa.utils", "pyiqa.archs"):  # namespaces without their heavy __init__
+        mod = types.ModuleType(name)
+        mod.__path__ = [str(root / name.replace(".", "/"))]
+        sys.modules[name] = mod
+    sys.path.insert(0, str(root))
+    ssim_arch = importlib.import_module("pyiqa.archs.ssim_arch")
+    psnr_arch = importlib.import_module("pyiqa.archs.psnr_arch")
+    return ssim_arch.SSIM, psnr_arch.PSNR
+
+
+def main(root: str) -> None:
+    SSIM, PSNR = load_pyiqa_archs(Path(root))
+    # pyiqa/default_model_configs.py: ssim = SSIM(downsample=False, test_y_channel=True) (color_space 'yiq');
+    # psnr = PSNR(test_y_channel=False); psnry = PSNR(test_y_channel=True)
+    metrics = {"ssim": SSIM(downsample=False, test_y_channel=True), "psnr": PSNR(test_y_channel=False),
+               "psnry": PSNR(test_y_channel=True)}
+    values = {}
+    for name, (out, gt) in reference_pairs().items():
+        x, y = (torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255.0 for a in (out, gt))  # as pyiqa's loader
+        values[name] = {m: float(fn(x, y).flatten()[0]) for m, fn in metrics.items()}
+    print(json.dumps({
+        "source": "pyiqa 0.1.16 wheel (PyPI): pyiqa/archs/ssim_arch.py SSIM, pyiqa/archs/psnr_arch.py PSNR, "
+                  "with the options of pyiqa/default_model_configs.py for ssim, psnr and psnry",
+        "script": "tests/reference/pyiqa_fullref.py",
+        "torch": torch.__version__,
+        "values": values,
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

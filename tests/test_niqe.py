@@ -1,0 +1,124 @@
+"""NIQE against basicsr's published code (values in tests/reference/), and its parts against independent maths."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy.special import gamma as gamma_fn
+
+from lpmrf_bench.metrics.base import MetricBatch
+from lpmrf_bench.metrics.fullref import luma_bt601
+from lpmrf_bench.metrics.niqe import NIQE, aggd_fit, imresize, niqe, niqe_luma, niqe_of_luma, pristine_model
+
+REFERENCE = Path(__file__).parent / "reference"
+sys.path.insert(0, str(REFERENCE))
+from niqe_basicsr import reference_images  # noqa: E402
+
+
+def as_batch(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(rgb).permute(2, 0, 1)[None].contiguous()
+
+
+@pytest.mark.parametrize("name", ["astronaut", "astronaut_noise15", "chelsea", "coffee", "half_flat"])
+def test_matches_basicsr(name):
+    ref = json.loads((REFERENCE / "niqe_basicsr.json").read_text())["niqe"][name]
+    got = niqe(as_batch(reference_images()[name])).item()
+    # basicsr resizes in float32; in flat regions that rounding noise moves NIQE by up to ~3e-4
+    assert got == pytest.approx(ref, abs=1e-3)
+
+
+def test_per_image_in_a_batch():
+    images = reference_images()
+    a, b = images["chelsea"][:288, :384], images["coffee"][:288, :384]
+    batch = torch.cat([as_batch(a), as_batch(b)])
+    got = NIQE.build(torch.device("cpu"), None)(MetricBatch(out=batch))
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, torch.cat([niqe(as_batch(a)), niqe(as_batch(b))]))
+    assert got[0] != got[1]
+
+
+def test_imresize_interior_equals_torch_antialiased_bicubic():
+    # away from the borders MATLAB's antialiased bicubic is the same filter as torch's (Keys a = -0.5)
+    x = np.random.default_rng(0).random((64, 80))
+    want = F.interpolate(torch.from_numpy(x)[None, None], scale_factor=0.5, mode="bicubic", antialias=True)[0, 0]
+    got = imresize(x, 0.5)
+    assert got.shape == (32, 40)
+    np.testing.assert_allclose(got[2:-2, 2:-2], want.numpy()[2:-2, 2:-2], atol=1e-12)
+
+
+def test_imresize_border_is_symmetric_padding():
+    # an explicit loop over MATLAB's definition for one output pixel at the border
+    x = np.random.default_rng(1).random(9)
+    a = lambda t: np.where(np.abs(t) <= 1, 1.5 * np.abs(t) ** 3 - 2.5 * t**2 + 1,  # noqa: E731
+                           np.where(np.abs(t) <= 2, -0.5 * np.abs(t) ** 3 + 2.5 * t**2 - 4 * np.abs(t) + 2, 0))
+    padded = np.concatenate([x[::-1], x, x[::-1]])  # index -k-1 -> x[k]
+    u = 1 / 0.5 + 0.5 * (1 - 1 / 0.5)  # output pixel 1 (1-based) in input coordinates (1-based)
+    taps = np.arange(-6, 8)
+    w = 0.5 * a(0.5 * (u - taps))
+    want = sum(wi * padded[9 + t - 1] for wi, t in zip(w, taps)) / w.sum()
+    got = imresize(x[None, :], 0.5)[0, 0]
+    assert got == pytest.approx(want, abs=1e-12)
+    assert imresize(np.full((10, 14), 3.25), 0.5) == pytest.approx(np.full((5, 7), 3.25))
+
+
+def test_aggd_fit_brute_force_and_closed_form():
+    rng = np.random.default_rng(0)
+    left, right = 0.7, 1.6  # standard deviations of the two halves of an AGGD with shape 2
+    # AGGD: the left side has probability beta_l / (beta_l + beta_r), each side a half-Gaussian
+    side = rng.random(200_000) < left / (left + right)
+    samples = np.abs(rng.normal(size=200_000)) * np.where(side, -left, right)
+    laplace = rng.laplace(size=200_000)
+    alpha, bl, br = aggd_fit(np.stack([samples, laplace]))
+    # Gaussian halves: shape 2, scales sigma * sqrt(Gamma(1/2) / Gamma(3/2)) = sigma * sqrt(2)
+    assert alpha[0] == pytest.approx(2.0, abs=0.03)
+    assert bl[0] == pytest.approx(left * 2**0.5, rel=0.02) and br[0] == pytest.approx(right * 2**0.5, rel=0.02)
+    assert alpha[1] == pytest.approx(1.0, abs=0.03)
+    # the grid search, written as a slow loop over the release's grid
+    x = samples[:5000]
+    sl, sr = np.sqrt(np.mean(x[x < 0] ** 2)), np.sqrt(np.mean(x[x > 0] ** 2))
+    gh = sl / sr
+    r = np.mean(np.abs(x)) ** 2 / np.mean(x**2) * (gh**3 + 1) * (gh + 1) / (gh**2 + 1) ** 2
+    best, best_err = None, np.inf
+    for k in range(9801):
+        a = 0.2 + 0.001 * k
+        err = (gamma_fn(2 / a) ** 2 / (gamma_fn(1 / a) * gamma_fn(3 / a)) - r) ** 2
+        if err < best_err:
+            best, best_err = a, err
+    a1, bl1, br1 = aggd_fit(x[None])
+    assert a1[0] == pytest.approx(best, abs=1e-9)
+    assert bl1[0] == pytest.approx(sl * np.sqrt(gamma_fn(1 / best) / gamma_fn(3 / best)), rel=1e-9)
+    assert br1[0] == pytest.approx(sr * np.sqrt(gamma_fn(1 / best) / gamma_fn(3 / best)), rel=1e-9)
+
+
+def test_aggd_fit_one_sided_rows_are_nan():
+    alpha, bl, br = aggd_fit(np.stack([np.zeros(50), np.linspace(0.1, 1, 50)]))
+    assert np.isnan(bl).all() and np.isnan(br[0])
+    assert alpha[0] == pytest.approx(0.2)  # the release's argmin over NaN picks the first grid point
+
+
+def test_luma_is_rounded_limited_range_y():
+    rgb = as_batch(reference_images()["coffee"])
+    y = niqe_luma(rgb)
+    assert np.array_equal(y, np.round(y)) and y.min() >= 16 and y.max() <= 235
+    exact = luma_bt601(rgb)[:, 0].numpy()
+    assert np.abs(y - exact).max() <= 0.5 + 1e-6
+    assert (y == np.round(exact)).mean() > 0.9999
+
+
+def test_pristine_model_is_the_release():
+    m = pristine_model()
+    assert m.mu.shape == (36,) and m.cov.shape == (36, 36) and m.window.shape == (7, 7)
+    assert m.window.sum() == pytest.approx(1.0) and np.allclose(m.cov, m.cov.T)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="at least 96x96"):
+        niqe_of_luma(np.zeros((64, 200)))
+    assert torch.isnan(niqe(torch.zeros(2, 3, 191, 400, dtype=torch.uint8))).all()  # below two blocks a side
+    with pytest.raises(ValueError, match="uint8"):
+        niqe(torch.zeros(1, 3, 256, 256))
