@@ -39,6 +39,10 @@ class DatasetSpec:
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
 for _name, _target in {
+    "synthetic-faces": "lpmrf_bench.data.synthetic_faces:SYNTHETIC_FACES",
+    "synthetic-faces-128": "lpmrf_bench.data.synthetic_faces:SYNTHETIC_FACES_128",
+    "synthetic-faces-256": "lpmrf_bench.data.synthetic_faces:SYNTHETIC_FACES_256",
+    "synthetic-faces-512": "lpmrf_bench.data.synthetic_faces:SYNTHETIC_FACES_512",
     "celeba-test": "lpmrf_bench.data.benchmark_sets:CELEBA_TEST",
     "lfw-test": "lpmrf_bench.data.benchmark_sets:LFW_TEST",
     "webphoto-test": "lpmrf_bench.data.benchmark_sets:WEBPHOTO_TEST",
