@@ -284,7 +284,7 @@ class Runner:
 
     def _prepare(self, method: MethodPlan, dataset: Dataset, samples: list[Sample], metrics: list) -> _Group | None:
         """Same-size samples -> tensors on the device (and the reference restoration when a metric needs it)."""
-        size = method.spec.input_size
+        size = getattr(self._loaded(method), "input_size", method.spec.input_size)  # the loaded weights decide
         if size is not None:
             bad = [s for s in samples if s.lq.shape[:2] != (size, size)]
             for s in bad:

@@ -9,7 +9,14 @@ from lpmrf_bench.registry import Registry
 from lpmrf_bench.restorers.base import Knob, LoadedRestorer, RestoreBatch, RestoreInputError, RestorerSpec, image_seed
 
 RESTORERS: Registry[RestorerSpec] = Registry("method", entry_point_group="lpmrf_bench.restorers")
-RESTORERS.add("identity", "lpmrf_bench.restorers.identity:IDENTITY")
+for _name, _target in {
+    "identity": "lpmrf_bench.restorers.identity:IDENTITY",
+    "pmrf": "lpmrf_bench.restorers.pmrf:PMRF",
+    "posterior-mean": "lpmrf_bench.restorers.pmrf:POSTERIOR_MEAN",
+    "latent-pmrf": "lpmrf_bench.restorers.latent_pmrf:LATENT_PMRF",
+    "vae-recon": "lpmrf_bench.restorers.latent_pmrf:VAE_RECON",
+}.items():
+    RESTORERS.add(_name, _target)
 
 
 def get_restorer(name: str) -> RestorerSpec:

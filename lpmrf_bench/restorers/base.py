@@ -87,7 +87,8 @@ class RestorerSpec:
     `load(weights, device)` receives the weight-set name or path chosen by the user (None = the default
     set) and returns a `LoadedRestorer`. `weight_sets` maps weight-set names (`official`, `embedded`) to the
     files they need, so `weights list` and the default run can tell which sets are available.
-    `input_size` is the square side the method requires (None = any size).
+    `input_size` is the square side the method's default weights require (None = any size); a loaded
+    restorer with an `input_size` attribute overrides it (tiny or embedded weights take other sizes).
     """
 
     name: str

@@ -1,0 +1,248 @@
+"""Latent-PMRF and the Sim-VAE round trip, as restorers.
+
+Latent-PMRF (Luo et al., 2025) is PMRF in a VAE's latent space:
+
+    x̂ = clip(posterior_mean(y), 0, 1)                          shared with `pmrf` through `RestoreBatch.cache`
+    z0 = draw from VAE.encode(2 x̂ - 1) + noise_std * eps      posterior draw: `batch.noise(.., "vae-posterior")`
+                                                                eps: `batch.noise(.., "flow-source")`
+    z1 = K Euler steps of the flow from z0, in the checkpoint's time convention
+    out = clip((VAE.decode(z1) + 1) / 2, 0, 1)
+
+The flow weights were never published, so `--weights latent-pmrf=DIR` names a checkpoint folder of ours
+(`models.checkpoint`) whose config records the flow architecture, `time_convention`, `time_scale`, the training
+`noise_std` (for the record; the knob decides), and the VAE and posterior-mean weights the flow was trained with,
+by name and sha256 (`latent_pmrf_config`). A recorded name
+is a published name or a path (relative paths are inside DIR, so one folder can carry all three). Weights whose
+sha256 differs from the record are refused: a flow only makes sense on the latents it was trained on.
+
+`vae-recon` is the VAE alone (encode -> decode of the ground truth when the set has one, else of the LQ): the
+fidelity ceiling of any method in that latent space.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lpmrf_bench.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from lpmrf_bench.models.checkpoints import load_state_dict_strict
+from lpmrf_bench.models.latent_flow import LatentFlow, LatentFlowConfig
+from lpmrf_bench.models.pmrf_loading import DIFFACE_SWINIR, load_posterior_mean
+from lpmrf_bench.models.sampler import CONVENTIONS, sample_euler, time_grid
+from lpmrf_bench.models.sim_vae import PUBLISHED, SimVAE, load_sim_vae
+from lpmrf_bench.restorers.base import Knob, RestoreBatch, RestoreInputError, RestorerSpec
+from lpmrf_bench.restorers.pmrf import PRECISION, cached_posterior_mean, check_size
+from lpmrf_bench.weights import WeightsMissingError, resolve, sha256_of
+
+KIND = "latent-pmrf"
+FLOW_ARCH = "latent_flow"
+DEFAULT_VAE = "sim-vae-c32"
+NOT_PUBLISHED = (
+    "Latent-PMRF's flow weights were never published (github.com/Luciennnnnnn/Latent-PMRF lists them as TODO). "
+    "Train a flow with `lpmrf-bench train latent-pmrf` and pass its checkpoint folder: "
+    "`--weights latent-pmrf=DIR`."
+)
+
+
+@dataclass(frozen=True)
+class WeightsRef:
+    """Which weights a flow was trained with: the name they were loaded by, and the sha256 of the file."""
+
+    name: str
+    sha256: str
+
+    def describe(self) -> str:
+        return f"{self.name!r} (sha256 {self.sha256[:16]})"
+
+
+def latent_pmrf_config(
+    flow: LatentFlow, vae: WeightsRef, posterior_mean: WeightsRef, time_convention: str = "sigma",
+    time_scale: float = 1.0, noise_std: float = 0.1,
+) -> dict[str, Any]:
+    """The checkpoint config the restorer reads back (training writes it through `save_latent_pmrf`)."""
+    if time_convention not in CONVENTIONS:
+        raise ValueError(f"time_convention must be one of {CONVENTIONS}, got {time_convention!r}")
+    return {
+        "kind": KIND,
+        "flow": {"arch": FLOW_ARCH, "fields": flow.config.to_dict()},
+        "time_convention": time_convention,
+        "time_scale": float(time_scale),
+        "noise_std": float(noise_std),
+        "vae": {"name": vae.name, "sha256": vae.sha256},
+        "posterior_mean": {"name": posterior_mean.name, "sha256": posterior_mean.sha256},
+    }
+
+
+def save_latent_pmrf(folder: str | os.PathLike, flow: LatentFlow, vae: WeightsRef, posterior_mean: WeightsRef, **settings: Any) -> Path:
+    """Write a flow checkpoint (model.safetensors + config.json) that `--weights latent-pmrf=DIR` loads."""
+    return save_checkpoint(folder, flow.state_dict(), latent_pmrf_config(flow, vae, posterior_mean, **settings))
+
+
+def _autocast(device: torch.device, precision: str) -> torch.autocast:
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def encode_latent(vae: SimVAE, images: torch.Tensor, batch: RestoreBatch, how: str, precision: str) -> torch.Tensor:
+    """Latent of [0, 1] images: the posterior mode, or a draw from it seeded per image."""
+    with _autocast(images.device, precision):
+        mean, logvar = vae.encode(images * 2 - 1)
+    mean, logvar = mean.float(), logvar.float()
+    if how == "mode":
+        return mean
+    return SimVAE.sample(mean, logvar, batch.noise(mean.shape[1:], "vae-posterior"))
+
+
+def decode_latent(vae: SimVAE, z: torch.Tensor, precision: str) -> torch.Tensor:
+    with _autocast(z.device, precision):
+        return ((vae.decode(z).float() + 1) / 2).clamp(0, 1)
+
+
+def check_vae_size(images: torch.Tensor, vae: SimVAE, image_ids: list[str] | tuple[str, ...], multiple: int = 1) -> None:
+    """Refuse (per image, as the engine expects) sides the VAE and flow cannot downsample evenly."""
+    m = vae.config.downscale * multiple
+    h, w = images.shape[-2:]
+    if h % m or w % m:
+        raise RestoreInputError({i: f"Sim-VAE restorers need sides that are multiples of {m}, got {w}x{h}" for i in image_ids})
+
+
+LATENT_SAMPLE = ("sample", "mode")
+
+
+@dataclass
+class LatentPMRFRestorer:
+    flow: LatentFlow
+    vae: SimVAE
+    posterior_mean: nn.Module
+    time_convention: str
+    time_scale: float
+    input_size: int | None = None  # the posterior mean's fixed input side, if it has one
+
+    def velocity(self, z: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+        return self.flow(z, time * self.time_scale)
+
+    def __call__(self, batch: RestoreBatch, knobs: dict[str, Any]) -> torch.Tensor:
+        check_size(batch.lq, self.input_size, KIND)
+        check_vae_size(batch.lq, self.vae, batch.image_ids, 2 ** (len(self.flow.config.widths) - 1))
+        precision = knobs["precision"]
+        with torch.no_grad():
+            xhat = cached_posterior_mean(self.posterior_mean, batch, precision)
+            z = encode_latent(self.vae, xhat, batch, knobs["latent_sample"], precision)
+            z = z + knobs["noise_std"] * batch.noise(z.shape[1:], "flow-source")
+            grid = time_grid(knobs["steps"], self.time_convention, device=z.device)
+            with _autocast(z.device, precision):
+                z = sample_euler(self.velocity, z, grid)
+            return decode_latent(self.vae, z.float(), precision)
+
+
+def _resolve_recorded(name: str, folder: Path) -> str:
+    """A recorded weights name: published names as they are, relative paths inside the checkpoint folder."""
+    if name in PUBLISHED or name == "official" or Path(name).expanduser().is_absolute():
+        return name
+    return str(folder / name)
+
+
+def _check_same(what: str, recorded: WeightsRef, in_use: WeightsRef, config_path: Path) -> None:
+    if recorded.sha256 != in_use.sha256:
+        raise CheckpointError(
+            f"{config_path}: this flow was trained with {what} {recorded.describe()}, but the {what} in use is "
+            f"{in_use.describe()}. A flow only works on the latents it was trained with: put the recorded file "
+            f"in place, or retrain the flow with these weights."
+        )
+
+
+def posterior_mean_ref(name: str) -> WeightsRef:
+    """Identity of posterior-mean weights as `load_posterior_mean` reads them (file, or folder's safetensors)."""
+    path = resolve(DIFFACE_SWINIR) if name == "official" else Path(name).expanduser()
+    if path.is_dir():
+        path = path / "model.safetensors"
+    return WeightsRef(name, sha256_of(path))
+
+
+def _recorded(config: dict[str, Any], key: str, config_path: Path) -> WeightsRef:
+    try:
+        return WeightsRef(str(config[key]["name"]), str(config[key]["sha256"]))
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{config_path}: needs {key} = {{name, sha256}} (the weights the flow was trained with)") from exc
+
+
+def load_latent_pmrf_restorer(weights: str | None, device: torch.device) -> LatentPMRFRestorer:
+    if weights is None:
+        raise WeightsMissingError(NOT_PUBLISHED)
+    folder = Path(weights).expanduser()
+    if not folder.is_dir():
+        raise WeightsMissingError(f"{weights!r} is not a checkpoint folder. {NOT_PUBLISHED}")
+    state, config = load_checkpoint(folder)
+    config_path = folder / "config.json"
+    if config.get("kind") != KIND or config.get("flow", {}).get("arch") != FLOW_ARCH:
+        raise CheckpointError(f"{config_path} is a {config.get('kind')!r} checkpoint, not a {KIND} flow")
+    convention = config.get("time_convention")
+    if convention not in CONVENTIONS or "time_scale" not in config:
+        raise CheckpointError(f"{config_path}: needs time_convention (one of {CONVENTIONS}) and time_scale")
+    flow = LatentFlow(LatentFlowConfig.from_dict(config["flow"]["fields"]))
+    load_state_dict_strict(flow, state, folder / "model.safetensors")
+
+    vae_rec, pm_rec = _recorded(config, "vae", config_path), _recorded(config, "posterior_mean", config_path)
+    vae = load_sim_vae(_resolve_recorded(vae_rec.name, folder), device=device)
+    _check_same("VAE", vae_rec, WeightsRef(vae.name, vae.sha256), config_path)
+    pm_name = _resolve_recorded(pm_rec.name, folder)
+    _check_same("posterior mean", pm_rec, posterior_mean_ref(pm_name), config_path)
+    if vae.model.config.latent_channels != flow.config.in_channels:
+        raise CheckpointError(
+            f"{config_path}: the flow has {flow.config.in_channels} channels, the VAE {vae_rec.name!r} "
+            f"{vae.model.config.latent_channels}"
+        )
+    posterior_mean, input_size = load_posterior_mean(pm_name)
+    return LatentPMRFRestorer(
+        flow.to(device).eval().requires_grad_(False), vae.model, posterior_mean.to(device).eval(),
+        convention, float(config["time_scale"]), input_size,
+    )
+
+
+@dataclass
+class VAEReconRestorer:
+    vae: SimVAE
+
+    def __call__(self, batch: RestoreBatch, knobs: dict[str, Any]) -> torch.Tensor:
+        images = batch.gt if batch.gt is not None else batch.lq
+        check_vae_size(images, self.vae, batch.image_ids)
+        with torch.no_grad():
+            z = encode_latent(self.vae, images, batch, knobs["latent_sample"], "fp32")
+            return decode_latent(self.vae, z, "fp32")
+
+
+def load_vae_recon_restorer(weights: str | None, device: torch.device) -> VAEReconRestorer:
+    name = DEFAULT_VAE if weights in (None, "official") else weights
+    return VAEReconRestorer(load_sim_vae(name, device=device).model)
+
+
+LATENT_PMRF = RestorerSpec(
+    name=KIND,
+    load=load_latent_pmrf_restorer,
+    knobs=(
+        Knob("steps", int, 25, "Euler steps K of the latent flow (the perception-distortion knob)", pd=True),
+        Knob("noise_std", float, 0.1, "std of the Gaussian noise added to the posterior mean's latent"),
+        Knob("latent_sample", str, "sample", "encode the posterior mean by a posterior draw or its mode",
+             choices=LATENT_SAMPLE),
+        PRECISION,
+    ),
+    description="Latent-PMRF (Luo et al., 2025): posterior mean -> Sim-VAE latent -> rectified flow -> decode; "
+                "flow weights never published (train them)",
+    licence="Apache-2.0 (our flow); Sim-VAE and posterior-mean weights under their own terms",
+    input_size=512,
+    stochastic=True,
+)
+
+VAE_RECON = RestorerSpec(
+    name="vae-recon",
+    load=load_vae_recon_restorer,
+    knobs=(Knob("latent_sample", str, "mode", "decode the posterior mode or a posterior draw", choices=LATENT_SAMPLE),),
+    weight_sets={"official": (PUBLISHED[DEFAULT_VAE].config, PUBLISHED[DEFAULT_VAE].weights)},
+    default_weights="official",
+    description="Sim-VAE f8c32 encode -> decode of the GT (else the LQ): Latent-PMRF's fidelity ceiling",
+    licence="see the Sim-VAE model card",
+    stochastic=True,  # with latent_sample=sample
+)

@@ -1,0 +1,122 @@
+"""PMRF (posterior-mean rectified flow) and its posterior mean, as restorers.
+
+PMRF: z0 = clip(x̂(y), 0, 1) + noise_std * eps, then K Euler steps of the flow from the source end to the
+data end, then clip. The posterior mean x̂(y) does not depend on the knobs, so it is computed once per batch and
+kept in `RestoreBatch.cache` for every K of a sweep; eps comes from `batch.noise(..., "flow-source")`, so it is
+the same draw for every K and every batch composition. The networks load only inside `load` (lazy).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from lpmrf_bench.models.pmrf_loading import (
+    DIFFACE_SWINIR,
+    PMRF_HF_CONFIG,
+    PMRF_HF_WEIGHTS,
+    PMRFNetworks,
+    load_pmrf,
+    load_posterior_mean,
+)
+from lpmrf_bench.models.sampler import sample_euler, time_grid
+from lpmrf_bench.restorers.base import Knob, RestoreBatch, RestoreInputError, RestorerSpec
+
+PRECISION = Knob("precision", str, "fp32", "fp32, or bf16 autocast for the networks", choices=("fp32", "bf16"))
+PUBLISHED_SIZE = 512  # SwinIR's stored shift masks and the HDiT were built and trained for 512x512 crops
+
+
+def check_size(lq: torch.Tensor, size: int | None, method: str, image_ids: Sequence[str] | None = None) -> None:
+    """Refuse inputs the networks were not built for; with `image_ids`, per image (the engine records each)."""
+    if size is None or tuple(lq.shape[-2:]) == (size, size):
+        return
+    reason = (f"{method} with these weights restores {size}x{size} aligned face crops; got "
+              f"{lq.shape[-2]}x{lq.shape[-1]}. Align and resize the faces to {size}x{size} first.")
+    if image_ids is None:
+        raise ValueError(reason)
+    raise RestoreInputError({image_id: reason for image_id in image_ids})
+
+
+def _autocast(device: torch.device, precision: str) -> torch.autocast:
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def cached_posterior_mean(mmse: nn.Module, batch: RestoreBatch, precision: str) -> torch.Tensor:
+    """clip(x̂(y), 0, 1) in float32, computed once per batch and precision."""
+    key = f"posterior-mean/{precision}"
+    if key not in batch.cache:
+        with torch.no_grad(), _autocast(batch.lq.device, precision):
+            batch.cache[key] = mmse(batch.lq).float().clamp(0, 1)
+    return batch.cache[key]
+
+
+@dataclass
+class PMRFRestorer:
+    nets: PMRFNetworks
+
+    @property
+    def input_size(self) -> int | None:
+        """The square side these weights need (512 for the published ones)."""
+        return self.nets.settings.input_size
+
+    def __call__(self, batch: RestoreBatch, knobs: dict[str, Any]) -> torch.Tensor:
+        s = self.nets.settings
+        check_size(batch.lq, s.input_size, "pmrf", batch.image_ids)
+        xhat = cached_posterior_mean(self.nets.mmse_model, batch, knobs["precision"])
+        source = xhat + knobs["noise_std"] * batch.noise(xhat.shape[1:], "flow-source")
+        grid = time_grid(knobs["steps"], s.time_convention, device=xhat.device)
+        if s.eps and s.time_convention == "t":  # PMRF's optional start offset: t_i = eps + (1 - eps) i / K
+            grid = s.eps + (1 - s.eps) * grid
+        with torch.no_grad(), _autocast(xhat.device, knobs["precision"]):
+            x = sample_euler(self.nets.velocity, source, grid)
+        return x.float().clamp(0, 1)
+
+
+@dataclass
+class PosteriorMeanRestorer:
+    model: nn.Module
+    input_size: int | None
+
+    def __call__(self, batch: RestoreBatch, knobs: dict[str, Any]) -> torch.Tensor:
+        check_size(batch.lq, self.input_size, "posterior-mean", batch.image_ids)
+        return cached_posterior_mean(self.model, batch, knobs["precision"])
+
+
+def load_pmrf_restorer(weights: str | None, device: torch.device) -> PMRFRestorer:
+    return PMRFRestorer(load_pmrf(weights).to(device))
+
+
+def load_posterior_mean_restorer(weights: str | None, device: torch.device) -> PosteriorMeanRestorer:
+    model, input_size = load_posterior_mean(weights)
+    return PosteriorMeanRestorer(model.to(device), input_size)
+
+
+PMRF = RestorerSpec(
+    name="pmrf",
+    load=load_pmrf_restorer,
+    knobs=(
+        Knob("steps", int, 25, "Euler steps K of the flow (the perception-distortion knob)", pd=True),
+        Knob("noise_std", float, 0.1, "std of the Gaussian noise added to the posterior mean (pixel scale)"),
+        PRECISION,
+    ),
+    weight_sets={"official": (PMRF_HF_CONFIG, PMRF_HF_WEIGHTS)},
+    default_weights="official",
+    description="Posterior-Mean Rectified Flow (Ohayon et al., ICLR 2025): SwinIR-L posterior mean + HDiT flow",
+    licence="MIT (PMRF); the posterior-mean weights inside are DifFace's (NTU S-Lab License 1.0)",
+    input_size=PUBLISHED_SIZE,
+    stochastic=True,
+)
+
+POSTERIOR_MEAN = RestorerSpec(
+    name="posterior-mean",
+    load=load_posterior_mean_restorer,
+    knobs=(PRECISION,),
+    weight_sets={"official": (DIFFACE_SWINIR,)},
+    default_weights="official",
+    description="PMRF's posterior-mean predictor alone: clip(SwinIR-L(y), 0, 1), DifFace's L1 weights",
+    licence="NTU S-Lab License 1.0 (DifFace weights)",
+    input_size=PUBLISHED_SIZE,
+)
