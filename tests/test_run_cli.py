@@ -15,6 +15,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from lpmrf_bench.cli.main import main
 from lpmrf_bench.imageio import write_png
 from lpmrf_bench.restorers import RESTORERS, RestorerSpec
+from lpmrf_bench.store import load
 from lpmrf_bench.weights import WeightFile, resolve
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -209,7 +210,7 @@ REF_METRIC = MetricSpec(name="testref", spec="testref/maxabs/test-v1", kind="ref
                         higher_is_better=False, build=stateless(_max_abs_to_reference))
 
 
-def test_reference_restoration_metric_gets_the_reference_output(tmp_path, paired, monkeypatch):
+def test_reference_restoration_metric_gets_the_reference_output(tmp_path, paired, photo_pairs, monkeypatch):
     from lpmrf_bench.metrics import METRICS, PROTOCOLS
 
     monkeypatch.setitem(METRICS._targets, "testref/maxabs/test-v1", "test_run_cli:REF_METRIC")
@@ -219,11 +220,9 @@ def test_reference_restoration_metric_gets_the_reference_output(tmp_path, paired
     result = invoke("run", "--methods", "test-scale", "--datasets", str(paired / "lq"), "--out", str(out),
                     "--set", "gain=0.5", "--reference", "identity", "--metrics", "testref")
     assert result.exit_code == 0, result.output
-    rows = store_load(out).set_index("image_id")["value"]
-    for name, degraded, _ in [(p.stem, None, None) for p in (paired / "lq").glob("*.png")]:
-        from lpmrf_bench.imageio import read_image
-
-        lq = read_image(paired / "lq" / f"{name}.png")[0].astype(float)
+    rows = load(out).set_index("image_id")["value"]
+    for name, degraded, _ in photo_pairs:
+        lq = degraded.astype(float)
         half = np.round(lq / 255 * 0.5 * 255)  # the scaled output, quantized as the engine does
         assert rows[name] == np.abs(half - lq).max()
     assert json.loads((out / "manifest.json").read_text())["reference"] == "identity (-)"
@@ -233,9 +232,3 @@ def test_reference_restoration_metric_gets_the_reference_output(tmp_path, paired
     result = invoke("run", "--methods", "identity", "--datasets", str(paired / "lq"), "--out", str(tmp_path / "r2"),
                     "--reference", "no-such-method", "--metrics", "testref")
     assert result.exit_code == 1 and "metric 'testref' cannot run" in result.output
-
-
-def store_load(path):
-    from lpmrf_bench.store import load
-
-    return load(path)

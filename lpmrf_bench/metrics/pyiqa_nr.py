@@ -12,7 +12,6 @@ pyiqa fetches its weights itself (Hugging Face `chaofengc/IQA-PyTorch-Weights`, 
 """
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 
 import numpy as np

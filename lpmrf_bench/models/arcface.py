@@ -12,7 +12,7 @@ import os
 import torch
 from torch import nn
 
-from lpmrf_bench.models.checkpoints import load_state_dict_strict, read_checkpoint
+from lpmrf_bench.models.state_dicts import load_state_dict_strict, read_torch_file
 
 WIDTHS = (64, 128, 256, 512)
 INPUT_SIZE = 128
@@ -78,7 +78,7 @@ class ArcFaceResNet18(nn.Module):
 
 def load_arcface(path: str | os.PathLike, device: torch.device | str = "cpu") -> ArcFaceResNet18:
     """Build the network from the published `resnet18_110.pth` (keys with or without `module.`), in eval mode."""
-    state = read_checkpoint(path)
+    state = read_torch_file(path)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path} should hold a flat state dict of tensors (the published resnet18_110.pth does)")
     state = {k.removeprefix("module."): v for k, v in state.items()}

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lpmrf_bench.models.checkpoints import load_state_dict_strict, read_checkpoint
+from lpmrf_bench.models.state_dicts import load_state_dict_strict, read_torch_file
 
 NUM_LANDMARKS = 98
 INPUT_SIZE = 256
@@ -171,7 +171,7 @@ def heatmaps_to_points(heatmaps: torch.Tensor, image_size: tuple[int, int]) -> t
 
 def load_fan(path: str | os.PathLike, device: torch.device | str = "cpu") -> FAN:
     """Build the network from the published `alignment_WFLW_4HG.pth` (`{"state_dict": ...}`), in eval mode."""
-    ckpt = read_checkpoint(path)
+    ckpt = read_torch_file(path)
     state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         found = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__

@@ -7,13 +7,12 @@
   weights in `model.parameters()` order. The EMA weights are the ones evaluated (as PMRF's inference does).
 - DifFace's SwinIR `.pth`: `params_ema`, `params`, `state_dict` or a bare dict, `module.`/`model.` prefixes.
 - Our checkpoint folder (`lpmrf_bench.models.checkpoint`), with the same `model.`/`mmse_model.` keys.
-Missing, unexpected or mis-shaped keys are one error that lists them (`checkpoints.load_state_dict_strict`).
+Missing, unexpected or mis-shaped keys are one error that lists them (`state_dicts.load_state_dict_strict`).
 """
 from __future__ import annotations
 
 import json
 import logging
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from torch import nn
 
 from lpmrf_bench.models.archs import build_arch, config_fields
 from lpmrf_bench.models.checkpoint import CheckpointError, is_checkpoint, load_checkpoint, save_checkpoint
-from lpmrf_bench.models.checkpoints import load_state_dict_strict
+from lpmrf_bench.models.state_dicts import load_state_dict_strict, read_torch_file
 from lpmrf_bench.models.sampler import CONVENTIONS
 from lpmrf_bench.weights import WeightFile, register, resolve
 
@@ -157,15 +156,6 @@ def load_hf_files(config_path: Path, weights_path: Path) -> PMRFNetworks:
     return _networks_from_state(settings, load_file(str(weights_path)), str(weights_path))
 
 
-def torch_load(path: Path) -> Any:
-    """Load a pickle checkpoint; tensors-only first, the full unpickler only if the file needs it."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        log.warning("%s holds non-tensor Python objects; loading it with the full unpickler (trust the file)", path)
-        return torch.load(path, map_location="cpu", weights_only=False)
-
-
 def apply_ema(module: nn.Module, ema: dict[str, Any], source: str) -> None:
     """Copy torch_ema's `shadow_params` (a list in `module.parameters()` order) into the module."""
     shadow = ema.get("shadow_params") if isinstance(ema, dict) else None
@@ -186,7 +176,7 @@ def apply_ema(module: nn.Module, ema: dict[str, Any], source: str) -> None:
 
 def load_lightning(path: Path) -> PMRFNetworks:
     """A PMRF Lightning checkpoint; the flow gets the EMA weights when the file has them."""
-    ckpt = torch_load(path)
+    ckpt = read_torch_file(path)
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise CheckpointError(f"{path} is not a Lightning checkpoint (needs 'state_dict' and 'hyper_parameters')")
     settings = settings_from_hparams(dict(ckpt["hyper_parameters"]), str(path))
@@ -236,17 +226,21 @@ def load_pmrf(weights: str | None, weights_dir: str | None = None) -> PMRFNetwor
     )
 
 
+def posterior_mean_path(weights: str | None, weights_dir: str | None = None) -> Path:
+    """The file or folder `load_posterior_mean` reads for `weights` (None/"official" resolved through the cache)."""
+    if weights in (None, "official"):
+        return resolve(DIFFACE_SWINIR, weights_dir=weights_dir)
+    return Path(weights).expanduser()
+
+
 def load_posterior_mean(weights: str | None, weights_dir: str | None = None) -> tuple[nn.Module, int | None]:
     """The SwinIR posterior-mean network alone and the input size it expects: None/"official" = DifFace's
     `swinir_restoration512_L1.pth`; a `.pth`/`.pt` in DifFace form (SwinIR-L); or any PMRF weight set (its
     `mmse_model`)."""
-    if weights in (None, "official"):
-        path = resolve(DIFFACE_SWINIR, weights_dir=weights_dir)
-    else:
-        path = Path(weights).expanduser()
+    path = posterior_mean_path(weights, weights_dir)
     if path.is_file() and path.suffix in (".pth", ".pt"):
         model = build_arch("swinir_L")
-        load_state_dict_strict(model, swinir_state_from_pth(torch_load(path), str(path)), str(path))
+        load_state_dict_strict(model, swinir_state_from_pth(read_torch_file(path), str(path)), str(path))
         return model.eval(), PMRFSettings().input_size
     nets = load_pmrf(str(path), weights_dir)
     return nets.mmse_model, nets.settings.input_size

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from lpmrf_bench.models.checkpoints import load_state_dict_strict
+from lpmrf_bench.models.state_dicts import load_state_dict_strict
 from lpmrf_bench.weights import WeightFile, register, resolve, sha256_of
 
 CONFIG_FILE = "config.json"

@@ -29,14 +29,14 @@ import torch
 from torch import nn
 
 from lpmrf_bench.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from lpmrf_bench.models.checkpoints import load_state_dict_strict
+from lpmrf_bench.models.state_dicts import load_state_dict_strict
 from lpmrf_bench.models.latent_flow import LatentFlow, LatentFlowConfig
-from lpmrf_bench.models.pmrf_loading import DIFFACE_SWINIR, load_posterior_mean
+from lpmrf_bench.models.pmrf_loading import load_posterior_mean, posterior_mean_path
 from lpmrf_bench.models.sampler import CONVENTIONS, sample_euler, time_grid
 from lpmrf_bench.models.sim_vae import PUBLISHED, SimVAE, load_sim_vae
 from lpmrf_bench.restorers.base import Knob, RestoreBatch, RestoreInputError, RestorerSpec
-from lpmrf_bench.restorers.pmrf import PRECISION, cached_posterior_mean, check_size
-from lpmrf_bench.weights import WeightsMissingError, resolve, sha256_of
+from lpmrf_bench.restorers.pmrf import PRECISION, autocast, cached_posterior_mean, check_size
+from lpmrf_bench.weights import WeightsMissingError, sha256_of
 
 KIND = "latent-pmrf"
 FLOW_ARCH = "latent_flow"
@@ -82,13 +82,9 @@ def save_latent_pmrf(folder: str | os.PathLike, flow: LatentFlow, vae: WeightsRe
     return save_checkpoint(folder, flow.state_dict(), latent_pmrf_config(flow, vae, posterior_mean, **settings))
 
 
-def _autocast(device: torch.device, precision: str) -> torch.autocast:
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-
-
 def encode_latent(vae: SimVAE, images: torch.Tensor, batch: RestoreBatch, how: str, precision: str) -> torch.Tensor:
     """Latent of [0, 1] images: the posterior mode, or a draw from it seeded per image."""
-    with _autocast(images.device, precision):
+    with autocast(images.device, precision):
         mean, logvar = vae.encode(images * 2 - 1)
     mean, logvar = mean.float(), logvar.float()
     if how == "mode":
@@ -97,7 +93,7 @@ def encode_latent(vae: SimVAE, images: torch.Tensor, batch: RestoreBatch, how: s
 
 
 def decode_latent(vae: SimVAE, z: torch.Tensor, precision: str) -> torch.Tensor:
-    with _autocast(z.device, precision):
+    with autocast(z.device, precision):
         return ((vae.decode(z).float() + 1) / 2).clamp(0, 1)
 
 
@@ -133,7 +129,7 @@ class LatentPMRFRestorer:
             z = encode_latent(self.vae, xhat, batch, knobs["latent_sample"], precision)
             z = z + knobs["noise_std"] * batch.noise(z.shape[1:], "flow-source")
             grid = time_grid(knobs["steps"], self.time_convention, device=z.device)
-            with _autocast(z.device, precision):
+            with autocast(z.device, precision):
                 z = sample_euler(self.velocity, z, grid)
             return decode_latent(self.vae, z.float(), precision)
 
@@ -156,7 +152,7 @@ def _check_same(what: str, recorded: WeightsRef, in_use: WeightsRef, config_path
 
 def posterior_mean_ref(name: str) -> WeightsRef:
     """Identity of posterior-mean weights as `load_posterior_mean` reads them (file, or folder's safetensors)."""
-    path = resolve(DIFFACE_SWINIR) if name == "official" else Path(name).expanduser()
+    path = posterior_mean_path(name)
     if path.is_dir():
         path = path / "model.safetensors"
     return WeightsRef(name, sha256_of(path))

@@ -40,7 +40,8 @@ def check_size(lq: torch.Tensor, size: int | None, method: str, image_ids: Seque
     raise RestoreInputError({image_id: reason for image_id in image_ids})
 
 
-def _autocast(device: torch.device, precision: str) -> torch.autocast:
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """bf16 autocast for the `precision=bf16` knob, a no-op for fp32."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
@@ -48,7 +49,7 @@ def cached_posterior_mean(mmse: nn.Module, batch: RestoreBatch, precision: str) 
     """clip(x̂(y), 0, 1) in float32, computed once per batch and precision."""
     key = f"posterior-mean/{precision}"
     if key not in batch.cache:
-        with torch.no_grad(), _autocast(batch.lq.device, precision):
+        with torch.no_grad(), autocast(batch.lq.device, precision):
             batch.cache[key] = mmse(batch.lq).float().clamp(0, 1)
     return batch.cache[key]
 
@@ -70,7 +71,7 @@ class PMRFRestorer:
         grid = time_grid(knobs["steps"], s.time_convention, device=xhat.device)
         if s.eps and s.time_convention == "t":  # PMRF's optional start offset: t_i = eps + (1 - eps) i / K
             grid = s.eps + (1 - s.eps) * grid
-        with torch.no_grad(), _autocast(xhat.device, knobs["precision"]):
+        with torch.no_grad(), autocast(xhat.device, knobs["precision"]):
             x = sample_euler(self.nets.velocity, source, grid)
         return x.float().clamp(0, 1)
 

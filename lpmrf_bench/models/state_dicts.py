@@ -1,11 +1,15 @@
-"""Published PyTorch .pth files loaded as they are: safe unpickling and strict key matching that explains itself."""
+"""Published PyTorch files loaded as they are: safe unpickling and strict key matching that explains itself."""
 from __future__ import annotations
 
+import logging
 import os
+import pickle
 from pathlib import Path
 
 import torch
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 
 def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
@@ -20,23 +24,31 @@ def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], pat
     if missing or unexpected or wrong:
         parts = [f"{path} does not match the published {type(model).__name__} layout:"]
         if missing:
-            parts.append(f"  missing {len(missing)} keys, e.g. {missing[:5]}")
+            parts.append(f"  missing {len(missing)} keys, e.g. {missing[:10]}")
         if unexpected:
-            parts.append(f"  unexpected {len(unexpected)} keys, e.g. {unexpected[:5]}")
-        for k in wrong[:5]:
+            parts.append(f"  unexpected {len(unexpected)} keys, e.g. {unexpected[:10]}")
+        for k in wrong[:10]:
             parts.append(f"  {k}: file has {tuple(state[k].shape)}, model needs {tuple(own[k].shape)}")
         parts.append("  Is it the right file? Re-download it from the source listed by `lpmrf-bench weights list`.")
         raise ValueError("\n".join(parts))
     model.load_state_dict(state, strict=True)
 
 
-def read_checkpoint(path: str | os.PathLike) -> object:
-    """torch.load on the CPU with pickle restricted to tensors and plain containers."""
+def read_torch_file(path: str | os.PathLike) -> object:
+    """torch.load on the CPU: tensors and plain containers only, unless the file needs more.
+
+    Lightning checkpoints pickle their hyper-parameters as Python objects; for those the full unpickler is
+    used with a warning (it can run code: only load files from a source you trust).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            log.warning("%s holds non-tensor Python objects; loading it with the full unpickler (trust the file)", path)
+            return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # corrupt file, HTML page saved by a failed download, foreign pickle
         raise ValueError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc}); "
                          f"download it again") from exc
