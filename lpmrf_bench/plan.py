@@ -145,6 +145,9 @@ def plan_methods(methods: list[str], sets: dict[str, str], sweeps: dict[str, str
         except (KeyError, UnavailableError, FileNotFoundError) as exc:
             raise PlanError(str(exc)) from exc
         plans.append(MethodPlan(spec, weights.get(name, spec.default_weights)))
+    missing = [problem for plan in plans for problem in _missing_weights(plan)]
+    if missing:
+        raise PlanError("\n".join(missing))
     for key in [*sets, *sweeps]:
         if not any(key in {k.name for k in p.spec.knobs} for p in plans):
             raise PlanError(f"no selected method has a knob {key!r}")
@@ -164,6 +167,17 @@ def plan_methods(methods: list[str], sets: dict[str, str], sweeps: dict[str, str
             knobs = {**fixed, **dict(zip(grid, combo))}
             plan.configs.append(MethodConfig(spec.name, tuple(sorted(knobs.items())), label))
     return plans
+
+
+def _missing_weights(plan: MethodPlan) -> list[str]:
+    """One message per weight file of the chosen named set that cannot be resolved (all of them, not the first)."""
+    problems = []
+    for wf in plan.spec.weight_sets.get(plan.weights_arg or "", ()):
+        try:
+            resolve(wf)
+        except WeightsError as exc:
+            problems.append(f"{plan.name}: {exc}")
+    return problems
 
 
 def plan_datasets(specs: list[str], data_root: str | None) -> list[Dataset]:

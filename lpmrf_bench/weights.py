@@ -12,7 +12,9 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from importlib import resources
@@ -126,8 +128,31 @@ def _embedded_path(rel: str) -> Path:
     return Path(str(resources.files("lpmrf_bench") / "embedded" / rel))
 
 
+def public_url(wf: WeightFile) -> str:
+    """Where a person can download the file (the hub's page for `hf://` sources)."""
+    if wf.source.startswith("hf://"):
+        spec, _, revision = wf.source.removeprefix("hf://").partition("@")
+        owner, repo, filename = spec.split("/", 2)
+        return f"https://huggingface.co/{owner}/{repo}/blob/{revision or 'main'}/{filename}"
+    return wf.source.removeprefix("manual:").removeprefix("embedded:")
+
+
+def _host(wf: WeightFile) -> str | None:
+    url = public_url(wf)
+    return urllib.parse.urlparse(url).hostname if url.startswith(("https://", "http://")) else None
+
+
+def _reachable(host: str, timeout: float = 3.0) -> bool:
+    """A quick check before a download, so an offline machine fails at once instead of after retries."""
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def _missing_message(wf: WeightFile, cache: Path, reason: str) -> str:
-    where = wf.source.removeprefix("manual:")
+    where = public_url(wf)
     return (
         f"weight file {wf.filename!r} ({wf.description or wf.path}) is not available: {reason}.\n"
         f"  published at: {where}\n"
@@ -192,6 +217,9 @@ def resolve(
         return path
     if not download or _offline():
         raise WeightsMissingError(_missing_message(wf, cache, "it is not in the cache and downloads are off"))
+    host = _host(wf)
+    if host and not wf.source.startswith("manual:") and not _reachable(host):
+        raise WeightsMissingError(_missing_message(wf, cache, f"it is not in the cache and {host} cannot be reached"))
     try:
         _download(wf, path)
     except WeightsError:

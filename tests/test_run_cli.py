@@ -113,7 +113,9 @@ from lpmrf_bench.restorers import Knob  # noqa: E402  (the specs above are regis
 SCALE = RestorerSpec(name="test-scale", load=_scale, knobs=(Knob("gain", float, 1.0, pd=True),))
 NAN = RestorerSpec(name="test-nan", load=_nan_for_coffee)
 MISSING_FILE = WeightFile(path="test/never.pth", source="https://example.invalid/never.pth", description="a test net")
-NEEDS = RestorerSpec(name="test-needs-weights", load=_needs_weights)
+MISSING_CONFIG = WeightFile(path="test/never.json", source="https://example.invalid/never.json", description="its config")
+NEEDS = RestorerSpec(name="test-needs-weights", load=_needs_weights,
+                     weight_sets={"official": (MISSING_CONFIG, MISSING_FILE)}, default_weights="official")
 
 
 def test_nan_output_is_an_error_not_a_value(tmp_path, paired, monkeypatch):
@@ -133,7 +135,9 @@ def test_missing_weights_is_one_message_without_traceback(tmp_path, paired, monk
     result = invoke("run", "--methods", "test-needs-weights", "--datasets", str(paired), "--out", str(tmp_path / "r"))
     assert result.exit_code == 1
     assert "Traceback" not in result.output
-    assert "'never.pth'" in result.output and "https://example.invalid/never.pth" in result.output
+    for name in ("never.pth", "never.json"):  # every missing file named once, before anything runs
+        assert result.output.count(f"'{name}'") == 1 and f"https://example.invalid/{name}" in result.output
+    assert not (tmp_path / "r").exists()
 
 
 def test_outputs_folder_scored_and_missing_files_named(tmp_path, paired, photo_pairs, caplog):

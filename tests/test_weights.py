@@ -16,7 +16,7 @@ def test_missing_offline_names_file_source_and_destination(tmp_path):
         W.resolve(WF, weights_dir=tmp_path)
     message = str(info.value)
     assert "'net.pth'" in message
-    assert "hf://someone/some-repo/net.pth" in message
+    assert "https://huggingface.co/someone/some-repo/blob/main/net.pth" in message
     assert str(tmp_path / "demo" / "net.pth") in message
     assert "downloads are off" in message
 
@@ -53,9 +53,14 @@ def test_published_hash_is_enforced(tmp_path):
     assert W.resolve(wf, weights_dir=tmp_path) == path
 
 
-def test_first_seen_hash_is_recorded_then_checked(tmp_path, monkeypatch):
+def _online(monkeypatch):
     monkeypatch.delenv("LPMRF_BENCH_OFFLINE")
     monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(W, "_reachable", lambda host, timeout=3.0: True)
+
+
+def test_first_seen_hash_is_recorded_then_checked(tmp_path, monkeypatch):
+    _online(monkeypatch)
     monkeypatch.setattr(W, "_download", lambda wf, target: (target.parent.mkdir(parents=True, exist_ok=True),
                                                           target.write_bytes(b"v1")))
     path = W.resolve(WF, weights_dir=tmp_path)
@@ -67,8 +72,7 @@ def test_first_seen_hash_is_recorded_then_checked(tmp_path, monkeypatch):
 
 
 def test_failed_download_is_one_clear_error(tmp_path, monkeypatch):
-    monkeypatch.delenv("LPMRF_BENCH_OFFLINE")
-    monkeypatch.delenv("HF_HUB_OFFLINE")
+    _online(monkeypatch)
 
     def refuse(wf, target):
         raise ConnectionError("network unreachable")
@@ -76,3 +80,16 @@ def test_failed_download_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(W, "_download", refuse)
     with pytest.raises(W.WeightsMissingError, match="download failed .*network unreachable"):
         W.resolve(WF, weights_dir=tmp_path)
+
+
+def test_unreachable_host_fails_at_once_with_the_page(tmp_path, monkeypatch):
+    monkeypatch.delenv("LPMRF_BENCH_OFFLINE")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    asked = []
+    monkeypatch.setattr(W, "_reachable", lambda host, timeout=3.0: asked.append(host) or False)
+    monkeypatch.setattr(W, "_download", lambda wf, target: pytest.fail("must not try to download"))
+    with pytest.raises(W.WeightsMissingError) as info:
+        W.resolve(WF, weights_dir=tmp_path)
+    assert asked == ["huggingface.co"]
+    assert "huggingface.co cannot be reached" in str(info.value)
+    assert "https://huggingface.co/someone/some-repo/blob/main/net.pth" in str(info.value)

@@ -1,6 +1,7 @@
 """`lpmrf-bench run` and `lpmrf-bench restore`."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import torch
 from lpmrf_bench.cli.common import fail_cleanly
 from lpmrf_bench.engine import RunOptions, pick_device, quantize, run
 from lpmrf_bench.plan import DEFAULT_DATASET, embedded_methods, parse_assignments, split_list
+from lpmrf_bench.weights import CACHE_ENV
 
 
 @click.command("run")
@@ -42,6 +44,8 @@ def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, ref
     With no --methods and no --datasets this is the embedded default: synthetic-faces:test x (identity +
     every method with embedded weights). The same command resumes into the same directory.
     """
+    if weights_dir:  # restorers resolve through the environment; one cache for every model of the run
+        os.environ[CACHE_ENV] = weights_dir
     method_list, dataset_list = split_list(methods), split_list(datasets)
     if not method_list and not dataset_list:
         method_list, dataset_list = embedded_methods(), [DEFAULT_DATASET]

@@ -43,9 +43,16 @@ def weights_group() -> None:
 @weights_group.command("list")
 @click.option("--weights-dir", default=None, envvar=W.CACHE_ENV)
 def list_weights(weights_dir: str | None) -> None:
-    rows = [{"file": wf.path, "status": W.status(wf, weights_dir), "source": wf.source,
-             "sha256": (wf.sha256 or "recorded at first download")[:16], "licence": wf.licence or "-"}
-            for wf in _catalog().values()]
+    cache = W.cache_dir(weights_dir)
+
+    def known_hash(wf: W.WeightFile) -> str:
+        if wf.sha256:
+            return wf.sha256[:16]
+        seen = W.expected_hash(wf, cache)
+        return f"{seen[:16]} (seen)" if seen else "unpublished"
+
+    rows = [{"file": wf.path, "status": W.status(wf, weights_dir), "source": W.public_url(wf),
+             "sha256": known_hash(wf), "licence": wf.licence or "-"} for wf in _catalog().values()]
     click.echo(_table(rows))
     click.echo(f"cache: {W.cache_dir(weights_dir)}")
 
