@@ -236,3 +236,27 @@ def test_reference_restoration_metric_gets_the_reference_output(tmp_path, paired
     result = invoke("run", "--methods", "identity", "--datasets", str(paired / "lq"), "--out", str(tmp_path / "r2"),
                     "--reference", "no-such-method", "--metrics", "testref")
     assert result.exit_code == 1 and "metric 'testref' cannot run" in result.output
+
+
+class _FixedSize:
+    input_size = 48  # the loaded weights decide the size, not the spec
+
+    def __call__(self, batch, knobs):
+        return batch.lq
+
+
+FIXED = RestorerSpec(name="test-fixed-size", load=lambda weights, device: _FixedSize(), input_size=512)
+
+
+def test_inputs_of_a_size_the_loaded_restorer_cannot_take(tmp_path, paired, photo_pairs, monkeypatch):
+    monkeypatch.setitem(RESTORERS._targets, "test-fixed-size", "test_run_cli:FIXED")
+    name, degraded, clean = photo_pairs[0]
+    write_png(paired / "lq" / f"{name}.png", np.ascontiguousarray(degraded[:48, :48]))
+    write_png(paired / "gt" / f"{name}.png", np.ascontiguousarray(clean[:48, :48]))
+    out = tmp_path / "run"
+    result = invoke("run", "--methods", "test-fixed-size", "--datasets", str(paired), "--out", str(out))
+    assert result.exit_code == 1
+    errors = pd.read_parquet(out / "errors.parquet").set_index("image_id")["reason"]
+    assert set(errors.index) == {p[0] for p in photo_pairs[1:]}
+    assert all("needs 48x48 inputs, got 96x96" in reason for reason in errors)
+    assert set(load(out).image_id) == {name}
