@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from lpmrf_bench import environment, store
-from lpmrf_bench.data import Dataset, Sample
+from lpmrf_bench.data import Dataset, DatasetError, Sample
 from lpmrf_bench.distributed import Ranks, device_for, from_environment
 from lpmrf_bench.imageio import ImageReadError, write_png
 from lpmrf_bench.metrics import MetricBatch
@@ -133,7 +133,7 @@ def load_batches(dataset: Dataset, ids: list[str], batch_size: int) -> Iterator[
         for image_id in chunk:
             try:
                 samples.append(dataset.load(image_id))
-            except (ImageReadError, ValueError, OSError) as exc:
+            except (ImageReadError, DatasetError, ValueError, OSError) as exc:
                 errors[image_id] = str(exc)
         return samples, errors
 

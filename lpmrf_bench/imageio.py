@@ -8,13 +8,14 @@ Pillow's `load` does not, so Pillow checks integrity).
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from lpmrf_bench.atomic import atomic_write
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -125,14 +126,7 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
     path = Path(path)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"write_png expects uint8 [H,W,3], got {image.dtype} {image.shape}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        ok, buf = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]))
-        if not ok:
-            raise OSError(f"PNG encoding failed for {path}")
-        Path(tmp).write_bytes(buf.tobytes())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]))
+    if not ok:
+        raise OSError(f"PNG encoding failed for {path}")
+    atomic_write(path, lambda tmp: tmp.write_bytes(buf.tobytes()))

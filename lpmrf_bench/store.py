@@ -28,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lpmrf_bench.atomic import atomic_write
 from lpmrf_bench.intervals import Interval, paired_difference
 
 METRIC_KEY = ["config_id", "dataset", "split", "image_id", "sample", "metric"]
@@ -38,23 +39,13 @@ TABLE_KEYS: dict[str, list[str]] = {
 }
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_json(path: Path, obj: Any) -> None:
-    _atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str)))
+    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str)))
 
 
 def write_parquet(path: Path, frame: pd.DataFrame) -> None:
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    _atomic_write(path, lambda p: pq.write_table(table, p))
+    atomic_write(path, lambda p: pq.write_table(table, p))
 
 
 def write_part(folder: Path, rows: Iterable[dict[str, Any]] | pd.DataFrame) -> Path | None:

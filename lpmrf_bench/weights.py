@@ -13,12 +13,13 @@ import json
 import os
 import shutil
 import socket
-import tempfile
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+from lpmrf_bench.atomic import atomic_write
 
 CACHE_ENV = "LPMRF_BENCH_WEIGHTS"
 OFFLINE_ENV = "LPMRF_BENCH_OFFLINE"
@@ -100,9 +101,7 @@ def _record_hash(cache: Path, wf: WeightFile, digest: str) -> None:
     hashes = _read_hashes(cache)
     hashes[wf.path] = digest
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = _hash_book(cache).with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(hashes, indent=1, sort_keys=True))
-    tmp.replace(_hash_book(cache))
+    atomic_write(_hash_book(cache), lambda tmp: tmp.write_text(json.dumps(hashes, indent=1, sort_keys=True)))
 
 
 def expected_hash(wf: WeightFile, cache: Path) -> str | None:
@@ -175,18 +174,14 @@ def _download(wf: WeightFile, target: Path) -> None:
         spec, _, revision = spec.partition("@")
         owner, repo, filename = spec.split("/", 2)
         got = hf_hub_download(f"{owner}/{repo}", filename, revision=revision or None)
-        tmp = target.with_name(target.name + ".part")
-        shutil.copyfile(got, tmp)
-        tmp.replace(target)
+        atomic_write(target, lambda tmp: shutil.copyfile(got, tmp))
     elif wf.source.startswith(("https://", "http://")):
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".part")
-        os.close(fd)
-        try:
-            with urllib.request.urlopen(wf.source, timeout=30) as resp, open(tmp_name, "wb") as out:
+
+        def fetch(tmp: Path) -> None:
+            with urllib.request.urlopen(wf.source, timeout=30) as resp, open(tmp, "wb") as out:
                 shutil.copyfileobj(resp, out)
-            Path(tmp_name).replace(target)
-        finally:
-            Path(tmp_name).unlink(missing_ok=True)
+
+        atomic_write(target, fetch)
     else:
         raise WeightsMissingError(_missing_message(wf, target.parent, "it must be downloaded by hand"))
 

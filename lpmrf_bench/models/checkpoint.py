@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from lpmrf_bench.atomic import atomic_write
 
 FORMAT = "lpmrf-bench-checkpoint/1"
 WEIGHTS_NAME = "model.safetensors"
@@ -25,16 +25,6 @@ CONFIG_NAME = "config.json"
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used as is; the message names the file and the fix."""
-
-
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def is_checkpoint(folder: str | os.PathLike) -> bool:
@@ -53,9 +43,9 @@ def save_checkpoint(folder: str | os.PathLike, state_dict: dict[str, torch.Tenso
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
-    _atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT}))
+    atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(tensors, str(tmp), metadata={"format": FORMAT}))
     text = json.dumps({**config, "format": FORMAT}, indent=1, sort_keys=True) + "\n"
-    _atomic_write(folder / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(folder / CONFIG_NAME, lambda tmp: tmp.write_text(text))
     return folder
 
 
