@@ -189,10 +189,15 @@ def test_restore_command_writes_pngs(tmp_path, paired, photo_pairs):
     assert written == sorted(p[0] for p in photo_pairs)
 
 
-def test_list_commands(tmp_path):
+def test_list_commands(tmp_path, monkeypatch):
     for what in ("methods", "datasets", "metrics"):
         result = invoke("list", what)
         assert result.exit_code == 0, result.output
+    monkeypatch.setenv("LPMRF_BENCH_DATA", str(tmp_path))
+    rows = {line.split()[0]: line for line in invoke("list", "datasets").output.splitlines()[2:]}
+    assert rows["synthetic-faces"].rstrip().endswith(" yes")
+    assert f"no: celeba-test: no celeba_512_validation_lq/ or celeba_512_validation/ under the data root {tmp_path}" \
+        in rows["celeba-test"]
     assert "psnr/rgb-255-f64/pmrf-v1" in invoke("list", "metrics").output
     assert "identity" in invoke("list", "methods").output
 

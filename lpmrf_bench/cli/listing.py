@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from lpmrf_bench.data import DATASETS
+from lpmrf_bench.data import DATASETS, DatasetError, DatasetSpec, data_root
 from lpmrf_bench.metrics import METRICS, PROTOCOLS
 from lpmrf_bench.metrics.base import unavailable_reason
 from lpmrf_bench.restorers import RESTORERS
@@ -34,15 +34,26 @@ def method_rows() -> list[dict[str, str]]:
     return rows
 
 
+def _found(spec: DatasetSpec) -> str:
+    """Whether the set opens here (on-disk sets need the data root), with the first sentence of why not."""
+    try:
+        spec.open(spec.default_split, data_root())
+    except DatasetError as exc:
+        return "no: " + str(exc).split(". ")[0]
+    return "yes"
+
+
 def dataset_rows() -> list[dict[str, str]]:
     rows = []
     for name, spec, reason in DATASETS.available():
         if spec is None:
-            rows.append({"dataset": name, "splits": "", "paired": "", "size": "", "images": "", "source": reason})
+            rows.append({"dataset": name, "splits": "", "paired": "", "size": "", "images": "", "source": "",
+                         "available": reason})
             continue
         counts = ", ".join(f"{s}={spec.counts.get(s, '?')}" for s in spec.splits)
         rows.append({"dataset": name, "splits": ",".join(spec.splits), "paired": "yes" if spec.paired else "LQ only",
-                     "size": str(spec.resolution or "any"), "images": counts, "source": spec.source or "-"})
+                     "size": str(spec.resolution or "any"), "images": counts, "source": spec.source or "-",
+                     "available": _found(spec)})
     return rows
 
 
