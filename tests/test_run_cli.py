@@ -265,3 +265,16 @@ def test_inputs_of_a_size_the_loaded_restorer_cannot_take(tmp_path, paired, phot
     assert set(errors.index) == {p[0] for p in photo_pairs[1:]}
     assert all("needs 48x48 inputs, got 96x96" in reason for reason in errors)
     assert set(load(out).image_id) == {name}
+
+
+def test_save_images_writes_the_scored_8bit_outputs(tmp_path, paired, photo_pairs):
+    from lpmrf_bench.imageio import read_image
+
+    out = tmp_path / "run"
+    assert invoke("run", "--methods", "identity", "--datasets", str(paired), "--out", str(out),
+                  "--save-images").exit_code == 0
+    saved = sorted((out / "outputs").rglob("*.png"))
+    assert len(saved) == len(photo_pairs)
+    by_name = {p.stem: p for p in saved}
+    for name, degraded, _ in photo_pairs:
+        np.testing.assert_array_equal(read_image(by_name[name])[0], degraded)
