@@ -40,7 +40,8 @@ def git_commit(path: Path | None = None) -> str | None:
 
 def device_info(device: torch.device) -> dict[str, Any]:
     info: dict[str, Any] = {"device": str(device), "cpu": platform.processor() or platform.machine(),
-                            "torch_threads": torch.get_num_threads()}
+                            "torch_threads": torch.get_num_threads(),
+                            "float32_matmul_precision": torch.get_float32_matmul_precision()}  # "high" = TF32
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),

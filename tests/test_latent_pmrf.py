@@ -32,11 +32,40 @@ SIZE = 64  # swinir_tiny restores 64 x 64 images; the tiny VAE makes that an 8 x
 def parts(tmp_path_factory) -> dict:
     """A tiny VAE folder, a tiny posterior mean (inside a PMRF checkpoint) and a random tiny flow."""
     root = tmp_path_factory.mktemp("latent-pmrf-parts")
-    vae_dir = write_vae_folder(root / "vae", published_vae_config(), random_vae_state(published_vae_config(), seed=1))
     nets = randomize(PMRFNetworks(PMRFSettings(flow_arch="hdit_tiny", mmse_arch="swinir_tiny", input_size=SIZE)), seed=2)
     pm_dir = save_pmrf(root / "posterior_mean", nets)
     flow = randomize_flow(LatentFlow(LatentFlowConfig.tiny(in_channels=4)), seed=3)
+    vae_dir = write_vae_folder(root / "vae", published_vae_config(), _unsaturated_vae_state(nets.mmse_model, flow))
     return {"root": root, "vae": vae_dir, "pm": pm_dir, "flow": flow, "mmse": nets.mmse_model}
+
+
+def _unsaturated_vae_state(mmse, flow) -> dict[str, torch.Tensor]:
+    """Random non-zero VAE weights with the decoder's last conv rescaled so restorations land inside (0, 1).
+
+    Unscaled random weights give posterior stds up to e^10 and decode to values in the thousands, which the
+    final clamp turns into 0 and 1 for every pixel: a test comparing such outputs could not see any difference
+    in the latent pipeline. The rescaling keeps the posterior narrow and centres and shrinks what the decoder
+    gives for latents where a few Euler steps end.
+    """
+    from lpmrf_bench.models.sim_vae import SimVAE, SimVAEConfig
+
+    config = published_vae_config()
+    state = random_vae_state(config, seed=1)
+    half = config["latent_channels"]  # encoder.conv_out gives (mean, logvar): keep the posterior's std near 0.1
+    state["encoder.conv_out.weight"][half:] *= 1e-3
+    state["encoder.conv_out.bias"][half:] = -4.6
+    vae = SimVAE(SimVAEConfig.from_diffusers(config))
+    vae.load_state_dict(state)
+    with torch.no_grad():
+        mean, logvar = vae.encode(2 * mmse(make_batch().lq).clamp(0, 1) - 1)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=torch.Generator().manual_seed(0))
+        for i in range(4):
+            z = z - 0.25 * flow(z, torch.full((z.shape[0],), 1 - i / 4))
+        decoded = vae.decode(z)
+    mean, scale = decoded.mean(dim=(0, 2, 3)), 0.3 / decoded.std().item()
+    state["decoder.conv_out.weight"] = state["decoder.conv_out.weight"] * scale
+    state["decoder.conv_out.bias"] = (state["decoder.conv_out.bias"] - mean) * scale
+    return state
 
 
 def save_flow(folder: Path, parts: dict, flow: LatentFlow | None = None, **settings) -> Path:
@@ -56,11 +85,12 @@ def make_batch(seed: int = 7, n: int = 2, gt: bool = False) -> RestoreBatch:
     )
 
 
-KNOBS = {"steps": 4, "noise_std": 0.1, "latent_sample": "sample", "precision": "fp32"}
+KNOBS = {"steps": 4, "noise_std": 0.1, "latent_sample": "sample", "schedule": "uniform", "precision": "fp32"}
 
 
 def test_knobs_as_specified():
-    assert LATENT_PMRF.default_knobs() == {"steps": 25, "noise_std": 0.1, "latent_sample": "sample", "precision": "fp32"}
+    assert LATENT_PMRF.default_knobs() == {"steps": 25, "noise_std": 0.1, "latent_sample": "sample",
+                                           "schedule": "flow-match", "precision": "fp32"}
     assert LATENT_PMRF.pd_knob.name == "steps" and LATENT_PMRF.stochastic
     assert LATENT_PMRF.knob("latent_sample").choices == ("sample", "mode")
     assert LATENT_PMRF.knob("precision").choices == ("fp32", "bf16")
@@ -88,7 +118,29 @@ def test_output_follows_the_published_pipeline(tmp_path, parts):
             z = z - (1 / k) * flow(z, torch.full((2,), sigma))
         expected = ((vae.decode(z) + 1) / 2).clamp(0, 1)
     assert out.shape == (2, 3, SIZE, SIZE) and out.dtype == torch.float32
+    assert ((out > 0) & (out < 1)).float().mean() > 0.9  # not saturated: the comparison can see the pipeline
     torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_flow_match_schedule_is_diffusers_grid(tmp_path, parts):
+    """The published sampler: FlowMatchEulerDiscreteScheduler(shift=1).set_timesteps(K), sigmas
+    linspace(1, 0.001, K) then 0, written out as a loop."""
+    restorer = LATENT_PMRF.load(str(save_flow(tmp_path / "ckpt", parts)), CPU)
+    batch = make_batch()
+    out = restorer(batch, {**KNOBS, "schedule": "flow-match"})
+    vae, flow, k = load_sim_vae(parts["vae"]).model, parts["flow"], KNOBS["steps"]
+    sigmas = [1.0 - i * (1.0 - 0.001) / (k - 1) for i in range(k)] + [0.0]
+    with torch.no_grad():
+        xhat = parts["mmse"](batch.lq).clamp(0, 1)
+        mean, logvar = vae.encode(2 * xhat - 1)
+        z = mean + torch.exp(0.5 * logvar) * batch.noise(mean.shape[1:], "vae-posterior")
+        z = z + 0.1 * batch.noise(mean.shape[1:], "flow-source")
+        for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
+            z = z + (sigma_next - sigma) * flow(z, torch.full((2,), sigma))
+        expected = ((vae.decode(z) + 1) / 2).clamp(0, 1)
+    error = (out - expected).abs().max()
+    assert error < 1e-5
+    assert (out - restorer(batch, KNOBS)).abs().max() > 20 * error  # the check can tell the two grids apart
 
 
 def test_posterior_mean_comes_from_the_shared_batch_cache(tmp_path, parts):

@@ -9,15 +9,28 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from scipy.ndimage import maximum_filter, minimum_filter
 from scipy.special import gamma as gamma_fn
 
 from lpmrf_bench.metrics.base import MetricBatch
 from lpmrf_bench.metrics.fullref import luma_bt601
-from lpmrf_bench.metrics.niqe import NIQE, aggd_fit, imresize, niqe, niqe_luma, niqe_of_luma, pristine_model
+from lpmrf_bench.metrics.niqe import (
+    NIQE,
+    NIQE_PYIQA,
+    PYIQA,
+    aggd_fit,
+    imresize,
+    niqe,
+    niqe_luma,
+    niqe_of_luma,
+    pristine_model,
+    pyiqa_model,
+)
 
 REFERENCE = Path(__file__).parent / "reference"
 sys.path.insert(0, str(REFERENCE))
-from niqe_basicsr import reference_images  # noqa: E402
+from niqe_basicsr import reference_images
+from niqe_pyiqa import reference_images as pyiqa_images
 
 
 def as_batch(rgb: np.ndarray) -> torch.Tensor:
@@ -30,6 +43,58 @@ def test_matches_basicsr(name):
     got = niqe(as_batch(reference_images()[name])).item()
     # basicsr resizes in float32; in flat regions that rounding noise moves NIQE by up to ~3e-4
     assert got == pytest.approx(ref, abs=1e-3)
+
+
+
+PYIQA_NAMES = ["astronaut", "astronaut_noise15", "chelsea", "coffee", "half_flat", "rocket", "camera_gray",
+               "astronaut_192x288", "coffee_200x250"]
+
+
+@pytest.fixture(scope="module")
+def pyiqa_reference():
+    return pyiqa_images(), json.loads((REFERENCE / "niqe_pyiqa.json").read_text())["niqe"]
+
+
+def flat_windows(luma: np.ndarray) -> int:
+    """Pixels whose 7x7 neighbourhood is constant: there NIQE's normalised value is rounding noise."""
+    return int((maximum_filter(luma, 7) == minimum_filter(luma, 7)).sum())
+
+
+@pytest.mark.parametrize("name", PYIQA_NAMES)
+def test_matches_pyiqa(pyiqa_reference, name):
+    images, values = pyiqa_reference
+    ref, batch = values[name], as_batch(images[name])
+    # pyiqa's default pipeline (YIQ luma, float64, its float32 window): measured |difference| <= 2e-6 on
+    # all nine; pyiqa resizes in float32 (its `cast_input` always casts) and builds the shape grid with
+    # lgamma, we resize in float64 and use gamma
+    assert niqe(batch, PYIQA).item() == pytest.approx(ref["pipeline_yiq"], abs=1e-5)
+    # its core on our basicsr luma: the same, except up to 5e-4 (astronaut_192x288) where some 7x7
+    # windows are flat, whose normalised values are summation-order noise in either library
+    y = niqe_luma(batch)[0]
+    tol = 1e-3 if flat_windows(y) else 1e-5
+    assert niqe_of_luma(y, pyiqa_model(), dtype=np.float64) == pytest.approx(ref["core"], abs=tol)
+    if not flat_windows(y):  # with the exactly normalised window, flat regions are pure rounding noise
+        assert niqe_of_luma(y, dtype=np.float64) == pytest.approx(ref["core_same_window"], abs=1e-5)
+
+
+def test_pyiqa_window_is_fspecial_rounded_to_float32():
+    r = np.arange(-3, 4)
+    g = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * (7 / 6) ** 2))
+    want = (g / g.sum()).astype(np.float32).astype(np.float64)
+    model = pyiqa_model()
+    assert np.array_equal(model.window, want)
+    assert abs(model.window.sum() - 1) > 1e-9  # not renormalised after rounding: flat regions see the offset
+    assert np.array_equal(model.mu, pristine_model().mu) and np.array_equal(model.cov, pristine_model().cov)
+
+
+def test_pyiqa_spec(pyiqa_reference):
+    images, _ = pyiqa_reference
+    batch = torch.cat([as_batch(images["chelsea"][:288, :384]), as_batch(images["coffee"][:288, :384])])
+    got = NIQE_PYIQA.build(torch.device("cpu"), None)(MetricBatch(out=batch))
+    torch.testing.assert_close(got, niqe(batch, PYIQA))
+    assert NIQE_PYIQA.name == NIQE.name and NIQE_PYIQA.spec.endswith("/pyiqa-v1") and NIQE_PYIQA.spec != NIQE.spec
+    # the two conventions are different numbers on photographs (YIQ vs limited-range YCbCr luma)
+    assert (got - niqe(batch)).abs().min() > 1e-3
 
 
 def test_per_image_in_a_batch():
@@ -54,7 +119,7 @@ def test_imresize_interior_equals_torch_antialiased_bicubic():
 def test_imresize_border_is_symmetric_padding():
     # an explicit loop over MATLAB's definition for one output pixel at the border
     x = np.random.default_rng(1).random(9)
-    a = lambda t: np.where(np.abs(t) <= 1, 1.5 * np.abs(t) ** 3 - 2.5 * t**2 + 1,  # noqa: E731
+    a = lambda t: np.where(np.abs(t) <= 1, 1.5 * np.abs(t) ** 3 - 2.5 * t**2 + 1,
                            np.where(np.abs(t) <= 2, -0.5 * np.abs(t) ** 3 + 2.5 * t**2 - 4 * np.abs(t) + 2, 0))
     padded = np.concatenate([x[::-1], x, x[::-1]])  # index -k-1 -> x[k]
     u = 1 / 0.5 + 0.5 * (1 - 1 / 0.5)  # output pixel 1 (1-based) in input coordinates (1-based)

@@ -131,3 +131,38 @@ def test_sigma_convention_checkpoint_integrates_from_sigma_one(tmp_path):
         x = x - 0.5 * nets.model(x, torch.tensor([1000.0]))
         x = x - 0.5 * nets.model(x, torch.tensor([500.0]))
     torch.testing.assert_close(got, x.clamp(0, 1), rtol=0, atol=1e-6)
+
+
+def published_generate_reconstructions(nets, lq, noise, steps, eps, noise_std=0.1):
+    """MMSERectifiedFlow.generate_reconstructions (ohayonguy/PMRF lightning_models/mmse_rectified_flow.py),
+    restated op for op: a constant Python-float dt = (1/K)(1-eps) and t_i = (i/K)(1-eps)+eps formed in double."""
+    with torch.no_grad():
+        x = nets.mmse_model(lq).clip(0, 1) + noise * noise_std
+        dt = (1.0 / steps) * (1.0 - eps)
+        t_one = torch.ones(lq.shape[0])
+        for i in range(steps):
+            num_t = (i / steps) * (1.0 - eps) + eps
+            v = nets.model(x, t_one * num_t).to(x.dtype)
+            x = x.clone() + v * dt
+        return x.clip(0, 1)
+
+
+@pytest.mark.parametrize("steps", [5, 25])
+def test_euler_steps_are_bit_exact_with_the_published_loop(restorer, steps):
+    # at K = 5 or 25 most grid differences round32((i+1)/K) - round32(i/K) differ from round32(1/K) in the last
+    # bit; the published loop multiplies every velocity by the same dt, so the outputs must be identical bits
+    batch = make_batch(["a", "b"])
+    got = restorer(batch, knobs(steps=steps))
+    want = published_generate_reconstructions(restorer.nets, batch.lq, batch.noise((3, 32, 32), "flow-source"), steps, 0.0)
+    assert torch.equal(got, want)
+
+
+def test_nonzero_eps_offsets_times_and_shrinks_dt_as_published(tmp_path):
+    settings = PMRFSettings(flow_arch="hdit_tiny", mmse_arch="swinir_tiny", input_size=32, eps=0.03)
+    nets = randomize(PMRFNetworks(settings), 4)
+    loaded = PMRF.load(str(save_pmrf(tmp_path / "eps", nets)), CPU)
+    assert loaded.nets.settings.eps == 0.03
+    batch = make_batch(["a"])
+    got = loaded(batch, knobs(steps=5))
+    want = published_generate_reconstructions(loaded.nets, batch.lq, batch.noise((3, 32, 32), "flow-source"), 5, 0.03)
+    assert torch.equal(got, want)

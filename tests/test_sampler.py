@@ -86,3 +86,17 @@ def test_stratified_uniform_strata_and_seed():
     assert sorted((ranks * 12).floor().long().tolist()) == list(range(12))
     with pytest.raises(ValueError):
         stratified_uniform(4, torch.Generator(), group=3, groups=3)
+
+
+def test_flow_match_grid_is_diffusers_default_schedule():
+    from lpmrf_bench.models.sampler import flow_match_grid, schedule_grid
+
+    k = 25
+    expected = [1.0 - i * (1.0 - 1 / 1000) / (k - 1) for i in range(k)] + [0.0]
+    got = flow_match_grid(k, "sigma")
+    assert got.shape == (k + 1,)
+    assert torch.allclose(got.double(), torch.tensor(expected, dtype=torch.float64), atol=1e-7)
+    assert torch.equal(flow_match_grid(k, "t"), (1.0 - torch.tensor(expected, dtype=torch.float64)).float())
+    assert torch.equal(schedule_grid("uniform", 4, "t"), time_grid(4, "t"))
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        schedule_grid("karras", 4, "t")

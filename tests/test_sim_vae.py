@@ -83,6 +83,33 @@ def test_folder_loads_and_matches_reference_forward(tiny_folder):
         torch.testing.assert_close(vae.model.decode(z), reference_decode(z, state), rtol=1e-4, atol=1e-4)
 
 
+def test_decode_under_bf16_autocast_follows_the_published_upcast(tiny_folder):
+    """Published Decoder.forward casts the mid block's output to the up blocks' weight dtype before them.
+
+    Under bf16 autocast with fp32 weights that keeps the up blocks' residual stream in fp32; without the cast
+    it stays bf16 (5% apart with these random weights).
+    """
+    folder, state = tiny_folder
+    vae = load_sim_vae(folder).model
+    z = torch.randn(2, 4, 4, 6, generator=torch.Generator().manual_seed(2))
+
+    def published_decode(z):
+        x = _conv(z, state, "decoder.conv_in")
+        for j in range(2):
+            x = _resnet(x, state, f"decoder.mid_block.resnets.{j}")
+        x = x.to(state["decoder.up_blocks.0.resnets.0.conv1.weight"].dtype)  # the published upcast
+        for i in range(4):
+            for j in range(3):
+                x = _resnet(x, state, f"decoder.up_blocks.{i}.resnets.{j}")
+            if i < 3:
+                x = _conv(x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3), state, f"decoder.up_blocks.{i}.upsampler.conv")
+        return _conv(x, state, "decoder.conv_out")
+
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ours, expected = vae.decode(z).float(), published_decode(z).float()
+    torch.testing.assert_close(ours, expected, rtol=1e-3, atol=1e-3 * expected.abs().max().item())
+
+
 @pytest.mark.parametrize("size", [(8, 8), (16, 40), (64, 32)])
 def test_encode_decode_shapes(tiny_folder, size):
     vae = load_sim_vae(tiny_folder[0]).model

@@ -1,4 +1,4 @@
-"""NIQE with the official MATLAB model, on the rounded limited-range Y channel, as PMRF computed it.
+"""NIQE with the official MATLAB model, as PMRF (basicsr) and as Latent-PMRF (pyiqa) computed it.
 
 PMRF's `evaluation/calculate_niqe.py` calls basicsr's `calculate_niqe(img, 0, convert_to='y')`, a port of
 the MATLAB release (Mittal et al. 2013): Y of BT.601 limited-range YCbCr rounded to integers, no border
@@ -12,11 +12,25 @@ the features run in float64. Measured against basicsr's own code on five photogr
 (tests/reference/niqe_basicsr.*): |difference| <= 1.6e-5, except 3.1e-4 on one with a flat background,
 where basicsr's float32 resize noise differs from ours.
 The model parameters are vendored from the basicsr sdist (data/niqe_pris_params.npz, see data/NOTICE).
+
+pyiqa's default `niqe` (chaofengc/IQA-PyTorch, `archs/niqe_arch.py`) is the same algorithm with three
+conventions of its own: the luma is Y of YIQ (0.299, 0.587, 0.114, float32, rounded; nearly the MATLAB
+release's own `rgb2gray` in `computequality.m`), the local normalisation runs in float64, and its 7x7
+window is `fspecial(7, 7/6)` rounded to float32, whose sum is 1 + 1.1e-8: in flat regions that offset, not
+rounding noise, is what the blocks see. On seven photographs the luma alone moves NIQE by 0.02-0.51
+(mostly 0.05-0.15) and, where a photograph has flat regions, the arithmetic by up to 0.06: hence a
+separate spec. Against pyiqa 0.1.16's own code fed the vendored parameters (tests/reference/niqe_pyiqa.*):
+|difference| <= 2e-6 on nine images, 5e-4 on pyiqa's calibration image I19 (flat background), where
+pyiqa's float32 `imresize` noise differs from our float64 one. pyiqa downloads its parameters
+(`niqe_modelparameters.mat`, the release's model) at run time; that file is not available here, so their
+equality with the vendored npz rests on indirect evidence: with the npz, pyiqa's code reproduces the
+NIQE values pyiqa publishes for its calibration images (ResultsCalibra) to <= 2.1e-3.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 
@@ -26,6 +40,7 @@ from scipy.ndimage import correlate
 from scipy.special import gamma as gamma_fn
 
 from lpmrf_bench.metrics.base import MetricSpec, stateless
+from lpmrf_bench.metrics.pyiqa_conventions import yiq_luma
 
 BLOCK = 96
 _AGGD_GRID = np.arange(0.2, 10.001, 0.001)  # the release's search grid for the shape parameter
@@ -48,6 +63,18 @@ def pristine_model() -> NiqeModel:
         return NiqeModel(params["mu_pris_param"].reshape(-1), params["cov_pris_param"], params["gaussian_window"])
 
 
+@lru_cache(maxsize=1)
+def pyiqa_model() -> NiqeModel:
+    """The release's model with pyiqa's window: the same Gaussian rounded to float32 (not renormalised)."""
+    model = pristine_model()
+    return replace(model, window=model.window.astype(np.float32).astype(np.float64))
+
+
+def _check_rgb8(images: torch.Tensor) -> None:
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"NIQE takes uint8 RGB images [B,3,H,W], got {images.dtype} {tuple(images.shape)}")
+
+
 def niqe_luma(images: torch.Tensor) -> np.ndarray:
     """uint8 RGB [B,3,H,W] -> float64 [B,H,W]: basicsr's NIQE input, limited-range Y rounded to integers.
 
@@ -55,13 +82,18 @@ def niqe_luma(images: torch.Tensor) -> np.ndarray:
     float64 weighted sum in B, G, R order, back to float32, x255, round half to even) so the rounding
     lands on the same integer.
     """
-    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"NIQE takes uint8 RGB images [B,3,H,W], got {images.dtype} {tuple(images.shape)}")
+    _check_rgb8(images)
     rgb = images.cpu().numpy().astype(np.float32) / np.float32(255.0)
     r, g, b = (rgb[:, i].astype(np.float64) for i in range(3))
     y = b * 24.966 + g * 128.553 + r * 65.481 + 16.0
     y = (y / 255.0).astype(np.float32) * np.float32(255.0)
     return np.round(y).astype(np.float64)
+
+
+def niqe_luma_yiq(images: torch.Tensor) -> np.ndarray:
+    """uint8 RGB [B,3,H,W] -> float64 [B,H,W]: pyiqa's NIQE input, YIQ Y rounded to integers."""
+    _check_rgb8(images)
+    return yiq_luma(images)[:, 0].cpu().numpy()
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:
@@ -134,14 +166,14 @@ def block_features(blocks: np.ndarray) -> np.ndarray:
 
 
 def local_normalise(image: np.ndarray, window: np.ndarray) -> np.ndarray:
-    """(x - mu) / (sigma + 1) with a Gaussian local mean and deviation, replicate borders, in float32.
+    """(x - mu) / (sigma + 1) with a Gaussian local mean and deviation, replicate borders, in image's dtype.
 
-    float32 on purpose: in flat regions the result is pure rounding noise, and that noise decides the
-    features of flat blocks, so the precision of the reference (basicsr) is part of the protocol.
+    The precision is part of the protocol (basicsr float32, pyiqa float64): in flat regions the result is
+    pure rounding noise (or the window's sum error), and that decides the features of flat blocks.
     """
-    mu = correlate(image, window, mode="nearest")  # float32 in, float32 out (accumulated in float64)
+    mu = correlate(image, window, mode="nearest")  # output in the input's dtype (accumulated in float64)
     sigma = np.sqrt(np.abs(correlate(np.square(image), window, mode="nearest") - np.square(mu)))
-    return ((image - mu) / (sigma + np.float32(1))).astype(np.float64)
+    return ((image - mu) / (sigma + image.dtype.type(1))).astype(np.float64)
 
 
 def _to_blocks(image: np.ndarray, size: int) -> np.ndarray:
@@ -149,18 +181,24 @@ def _to_blocks(image: np.ndarray, size: int) -> np.ndarray:
     return image.reshape(h // size, size, w // size, size).transpose(0, 2, 1, 3).reshape(-1, size, size)
 
 
-def niqe_of_luma(luma: np.ndarray, model: NiqeModel | None = None, block: int = BLOCK) -> float:
-    """NIQE of one [H, W] luma image on the 0-255 scale (already rounded as the protocol wants)."""
+def niqe_of_luma(
+    luma: np.ndarray, model: NiqeModel | None = None, block: int = BLOCK, dtype: type = np.float32
+) -> float:
+    """NIQE of one [H, W] luma image on the 0-255 scale (already rounded as the protocol wants).
+
+    `dtype` is the precision of the local normalisation and of the resized image it reads (basicsr
+    float32, pyiqa float64); the resize itself always runs in float64.
+    """
     model = model or pristine_model()
     h, w = luma.shape
     if h < block or w < block:
         raise ValueError(f"NIQE needs an image of at least {block}x{block} pixels, got {h}x{w}")
-    image = luma[: h - h % block, : w - w % block].astype(np.float32)
+    image = luma[: h - h % block, : w - w % block].astype(dtype)
     features = []
     for scale in (1, 2):
         features.append(block_features(_to_blocks(local_normalise(image, model.window), block // scale)))
         if scale == 1:
-            image = imresize(image.astype(np.float64) / 255.0, 0.5).astype(np.float32) * np.float32(255.0)
+            image = imresize(image.astype(np.float64) / 255.0, 0.5).astype(dtype) * dtype(255.0)
     dist = np.concatenate(features, axis=1)
     mu_dist = np.nanmean(dist, axis=0)
     cov_dist = np.cov(dist[~np.isnan(dist).any(axis=1)], rowvar=False)
@@ -171,12 +209,26 @@ def niqe_of_luma(luma: np.ndarray, model: NiqeModel | None = None, block: int = 
 MIN_SIZE = 2 * BLOCK  # below two blocks per side the block-feature covariance is degenerate
 
 
-def niqe(images: torch.Tensor) -> torch.Tensor:
-    """Per-image NIQE of uint8 RGB [B,3,H,W] (PMRF / basicsr convention), float64 [B]; NaN below MIN_SIZE."""
+@dataclass(frozen=True)
+class Convention:
+    """What an implementation decides around the algorithm: its luma, its window and its precision."""
+
+    luma: Callable[[torch.Tensor], np.ndarray]  # uint8 RGB [B,3,H,W] -> float64 [B,H,W]
+    model: Callable[[], NiqeModel]
+    dtype: type  # precision of the local normalisation
+
+
+BASICSR = Convention(luma=niqe_luma, model=pristine_model, dtype=np.float32)
+PYIQA = Convention(luma=niqe_luma_yiq, model=pyiqa_model, dtype=np.float64)
+
+
+def niqe(images: torch.Tensor, convention: Convention = BASICSR) -> torch.Tensor:
+    """Per-image NIQE of uint8 RGB [B,3,H,W], float64 [B]; NaN below MIN_SIZE. Default: PMRF's (basicsr)."""
     if min(images.shape[-2:]) < MIN_SIZE:
         return torch.full((images.shape[0],), float("nan"), dtype=torch.float64)
-    model = pristine_model()
-    return torch.tensor([niqe_of_luma(y, model) for y in niqe_luma(images)], dtype=torch.float64)
+    model = convention.model()
+    values = [niqe_of_luma(y, model, dtype=convention.dtype) for y in convention.luma(images)]
+    return torch.tensor(values, dtype=torch.float64)
 
 
 NIQE = MetricSpec(
@@ -184,4 +236,10 @@ NIQE = MetricSpec(
     build=stateless(lambda b: niqe(b.out)), min_size=MIN_SIZE,
     licence="model parameters: MATLAB NIQE release via basicsr (Apache-2.0), see metrics/data/NOTICE",
     description="NIQE, MATLAB pristine model, rounded BT.601 limited-range Y, 96x96 blocks, no crop (basicsr)",
+)
+NIQE_PYIQA = MetricSpec(
+    name="niqe", spec="niqe/yiq-y-round-b96-release-f64/pyiqa-v1", kind="no-reference", higher_is_better=False,
+    build=stateless(lambda b: niqe(b.out, PYIQA)), min_size=MIN_SIZE,
+    licence="model parameters: MATLAB NIQE release via basicsr (Apache-2.0), see metrics/data/NOTICE",
+    description="pyiqa default `niqe`: rounded YIQ Y, float64 normalisation with its float32 window, release model",
 )

@@ -176,7 +176,11 @@ class LinearGEGLU(nn.Linear):
 
 
 class AxialRoPE(nn.Module):
-    """Per-head log-spaced frequencies in [pi, 10 pi), applied along y to the first quarter of a head, x to the next."""
+    """Per-head log-spaced frequencies in [pi, 10 pi); theta = (y * freqs, x * freqs), each dim // 4 wide.
+
+    `apply_rotary` rotates the pairs (x[j], x[j + dim // 2]) for j < dim // 2 (dim = d_head // 2): the first
+    dim // 4 pairs by y-angles, the next dim // 4 by x-angles; the other half of the head is not rotated.
+    """
 
     def __init__(self, dim: int, n_heads: int):
         super().__init__()

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 CONVENTIONS = ("t", "sigma")
+SCHEDULES = ("uniform", "flow-match")  # PMRF's i/K grid; diffusers' FlowMatchEulerDiscreteScheduler grid
 
 
 def _check_convention(convention: str) -> None:
@@ -36,6 +37,30 @@ def time_grid(steps: int, convention: str, device: torch.device | str | None = N
     if convention == "sigma":
         grid = 1.0 - grid
     return grid.to(device=device, dtype=torch.float32)
+
+
+def flow_match_grid(steps: int, convention: str, train_steps: int = 1000,
+                    device: torch.device | str | None = None) -> torch.Tensor:
+    """The grid of diffusers' `FlowMatchEulerDiscreteScheduler` (shift 1) after `set_timesteps(steps)`.
+
+    sigma = linspace(1, 1/train_steps, steps), then the terminal 0: `steps` velocity calls, the first
+    steps-1 of length (1 - 1/train_steps)/(steps-1) and a last one of 1/train_steps. Latent-PMRF samples with
+    this scheduler; expressed in the "t" convention the grid is 1 - sigma.
+    """
+    _check_convention(convention)
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    sigmas = torch.cat([torch.linspace(1.0, 1.0 / train_steps, steps, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)])
+    grid = sigmas if convention == "sigma" else 1.0 - sigmas
+    return grid.to(device=device, dtype=torch.float32)
+
+
+def schedule_grid(schedule: str, steps: int, convention: str, device: torch.device | str | None = None) -> torch.Tensor:
+    """The time grid of a named schedule (`SCHEDULES`)."""
+    grids = {"uniform": time_grid, "flow-match": flow_match_grid}
+    if schedule not in grids:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    return grids[schedule](steps, convention, device=device)
 
 
 def sample_euler(

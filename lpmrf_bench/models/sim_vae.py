@@ -6,8 +6,8 @@ parameter names, so the file loads as it is, without diffusers:
 
     encoder: conv_in -> down_blocks[i] (residual layers at block_out_channels[i], then a stride-2 conv to
              block_out_channels[i+1]; none after the last) -> mid_block (residual layers) -> conv_out (2 x latent)
-    decoder: conv_in -> mid_block -> up_blocks[i] (layers_per_block + 1 residual layers, then nearest x2 and a
-             conv to the next width; none after the last) -> conv_out
+    decoder: conv_in -> mid_block -> cast to the up blocks' weight dtype -> up_blocks[i] (layers_per_block + 1
+             residual layers, then nearest x2 and a conv to the next width; none after the last) -> conv_out
     residual layer (pre_norm): x + conv2(silu(conv1(LayerNorm2d(x))))
 
 Images are in [-1, 1]; latents carry no scaling or shift factor. Tensor layout is [B, C, H, W] throughout.
@@ -215,6 +215,9 @@ class Decoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.mid_block(self.conv_in(z))
+        # As published (vae.py Decoder.forward): the mid block's output is cast to the up blocks' weight dtype.
+        # A no-op in fp32; under bf16 autocast it keeps the up blocks' residual stream in fp32.
+        x = x.to(next(iter(self.up_blocks.parameters())).dtype)
         for block in self.up_blocks:
             x = block(x)
         return self.conv_out(x)

@@ -32,7 +32,7 @@ from lpmrf_bench.models.checkpoint import CheckpointError, load_checkpoint, save
 from lpmrf_bench.models.state_dicts import load_state_dict_strict
 from lpmrf_bench.models.latent_flow import LatentFlow, LatentFlowConfig
 from lpmrf_bench.models.pmrf_loading import load_posterior_mean, posterior_mean_path
-from lpmrf_bench.models.sampler import CONVENTIONS, sample_euler, time_grid
+from lpmrf_bench.models.sampler import CONVENTIONS, SCHEDULES, sample_euler, schedule_grid
 from lpmrf_bench.models.sim_vae import PUBLISHED, SimVAE, load_sim_vae
 from lpmrf_bench.restorers.base import Knob, RestoreBatch, RestoreInputError, RestorerSpec
 from lpmrf_bench.restorers.pmrf import PRECISION, autocast, cached_posterior_mean, check_size
@@ -82,19 +82,21 @@ def save_latent_pmrf(folder: str | os.PathLike, flow: LatentFlow, vae: WeightsRe
     return save_checkpoint(folder, flow.state_dict(), latent_pmrf_config(flow, vae, posterior_mean, **settings))
 
 
-def encode_latent(vae: SimVAE, images: torch.Tensor, batch: RestoreBatch, how: str, precision: str) -> torch.Tensor:
-    """Latent of [0, 1] images: the posterior mode, or a draw from it seeded per image."""
-    with autocast(images.device, precision):
-        mean, logvar = vae.encode(images * 2 - 1)
-    mean, logvar = mean.float(), logvar.float()
+def encode_latent(vae: SimVAE, images: torch.Tensor, batch: RestoreBatch, how: str) -> torch.Tensor:
+    """Latent of [0, 1] images: the posterior mode, or a draw from it seeded per image.
+
+    The VAE always runs in float32, whatever `precision` says: the published Sim-VAE config sets
+    `force_upcast: true`, which keeps diffusers' VAE in float32 when the rest runs in half precision.
+    """
+    mean, logvar = vae.encode(images.float() * 2 - 1)
     if how == "mode":
         return mean
     return SimVAE.sample(mean, logvar, batch.noise(mean.shape[1:], "vae-posterior"))
 
 
-def decode_latent(vae: SimVAE, z: torch.Tensor, precision: str) -> torch.Tensor:
-    with autocast(z.device, precision):
-        return ((vae.decode(z).float() + 1) / 2).clamp(0, 1)
+def decode_latent(vae: SimVAE, z: torch.Tensor) -> torch.Tensor:
+    """[0, 1] images of latents, in float32 (see `encode_latent`)."""
+    return ((vae.decode(z.float()) + 1) / 2).clamp(0, 1)
 
 
 def check_vae_size(images: torch.Tensor, vae: SimVAE, image_ids: list[str] | tuple[str, ...], multiple: int = 1) -> None:
@@ -121,17 +123,17 @@ class LatentPMRFRestorer:
         return self.flow(z, time * self.time_scale)
 
     def __call__(self, batch: RestoreBatch, knobs: dict[str, Any]) -> torch.Tensor:
-        check_size(batch.lq, self.input_size, KIND)
+        check_size(batch.lq, self.input_size, KIND, batch.image_ids)
         check_vae_size(batch.lq, self.vae, batch.image_ids, 2 ** (len(self.flow.config.widths) - 1))
         precision = knobs["precision"]
         with torch.no_grad():
             xhat = cached_posterior_mean(self.posterior_mean, batch, precision)
-            z = encode_latent(self.vae, xhat, batch, knobs["latent_sample"], precision)
+            z = encode_latent(self.vae, xhat, batch, knobs["latent_sample"])
             z = z + knobs["noise_std"] * batch.noise(z.shape[1:], "flow-source")
-            grid = time_grid(knobs["steps"], self.time_convention, device=z.device)
+            grid = schedule_grid(knobs["schedule"], knobs["steps"], self.time_convention, device=z.device)
             with autocast(z.device, precision):
                 z = sample_euler(self.velocity, z, grid)
-            return decode_latent(self.vae, z.float(), precision)
+            return decode_latent(self.vae, z)
 
 
 def _resolve_recorded(name: str, folder: Path) -> str:
@@ -206,8 +208,8 @@ class VAEReconRestorer:
         images = batch.gt if batch.gt is not None else batch.lq
         check_vae_size(images, self.vae, batch.image_ids)
         with torch.no_grad():
-            z = encode_latent(self.vae, images, batch, knobs["latent_sample"], "fp32")
-            return decode_latent(self.vae, z, "fp32")
+            z = encode_latent(self.vae, images, batch, knobs["latent_sample"])
+            return decode_latent(self.vae, z)
 
 
 def load_vae_recon_restorer(weights: str | None, device: torch.device) -> VAEReconRestorer:
@@ -223,6 +225,8 @@ LATENT_PMRF = RestorerSpec(
         Knob("noise_std", float, 0.1, "std of the Gaussian noise added to the posterior mean's latent"),
         Knob("latent_sample", str, "sample", "encode the posterior mean by a posterior draw or its mode",
              choices=LATENT_SAMPLE),
+        Knob("schedule", str, "flow-match", "time grid: diffusers' FlowMatchEulerDiscreteScheduler (as published) "
+             "or uniform i/K", choices=SCHEDULES),
         PRECISION,
     ),
     description="Latent-PMRF (Luo et al., 2025): posterior mean -> Sim-VAE latent -> rectified flow -> decode; "

@@ -22,7 +22,7 @@ from lpmrf_bench.models.pmrf_loading import (
     load_pmrf,
     load_posterior_mean,
 )
-from lpmrf_bench.models.sampler import sample_euler, time_grid
+from lpmrf_bench.models.sampler import Velocity, sample_euler, time_grid
 from lpmrf_bench.restorers.base import Knob, RestoreBatch, RestoreInputError, RestorerSpec
 
 PRECISION = Knob("precision", str, "fp32", "fp32, or bf16 autocast for the networks", choices=("fp32", "bf16"))
@@ -54,6 +54,24 @@ def cached_posterior_mean(mmse: nn.Module, batch: RestoreBatch, precision: str) 
     return batch.cache[key]
 
 
+def published_euler(velocity: Velocity, x: torch.Tensor, steps: int, eps: float = 0.0) -> torch.Tensor:
+    """PMRF's own Euler loop (`MMSERectifiedFlow.generate_reconstructions`), in its arithmetic.
+
+    t_i = (i / K)(1 - eps) + eps is formed in double and enters as `ones(B) * t_i` (float32); every step
+    multiplies the velocity by the same Python-float dt = (1 / K)(1 - eps). The generic `sample_euler` uses
+    float32 grid differences instead, which differ from that dt in the last bit for most K (e.g. 21 of 25
+    steps at K = 25), so its outputs differ from the published ones by ~1e-7.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    dt = (1.0 / steps) * (1.0 - eps)
+    t_one = torch.ones(x.shape[0], device=x.device)
+    for i in range(steps):
+        v = velocity(x, t_one * ((i / steps) * (1.0 - eps) + eps)).to(x.dtype)
+        x = x + v * dt
+    return x
+
+
 @dataclass
 class PMRFRestorer:
     nets: PMRFNetworks
@@ -68,11 +86,11 @@ class PMRFRestorer:
         check_size(batch.lq, s.input_size, "pmrf", batch.image_ids)
         xhat = cached_posterior_mean(self.nets.mmse_model, batch, knobs["precision"])
         source = xhat + knobs["noise_std"] * batch.noise(xhat.shape[1:], "flow-source")
-        grid = time_grid(knobs["steps"], s.time_convention, device=xhat.device)
-        if s.eps and s.time_convention == "t":  # PMRF's optional start offset: t_i = eps + (1 - eps) i / K
-            grid = s.eps + (1 - s.eps) * grid
         with torch.no_grad(), autocast(xhat.device, knobs["precision"]):
-            x = sample_euler(self.nets.velocity, source, grid)
+            if s.time_convention == "t":
+                x = published_euler(self.nets.velocity, source, knobs["steps"], s.eps)
+            else:
+                x = sample_euler(self.nets.velocity, source, time_grid(knobs["steps"], s.time_convention, xhat.device))
         return x.float().clamp(0, 1)
 
 
