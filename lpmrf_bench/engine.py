@@ -13,21 +13,19 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
 
 from lpmrf_bench import environment, store
-from lpmrf_bench.data import Dataset, DatasetError, Sample
+from lpmrf_bench.data import Dataset, Sample
+from lpmrf_bench.data.loading import group_by_shape, load_batches, to_tensor
 from lpmrf_bench.distributed import Ranks, device_for, from_environment
-from lpmrf_bench.imageio import ImageReadError, write_png
+from lpmrf_bench.imageio import write_png
 from lpmrf_bench.metrics import MetricBatch
 from lpmrf_bench.plan import (MethodConfig, MethodPlan, MetricPlan, PlanError, plan_datasets, plan_methods,
                               plan_metrics, stable_hash)
@@ -88,11 +86,6 @@ def pick_device(name: str | None, ranks: Ranks = Ranks()) -> torch.device:
     return device_for(name, ranks)
 
 
-def to_tensor(images: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
-    """uint8 [H,W,3] arrays -> uint8 [B,3,H,W] on the device."""
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous().to(device)
-
-
 def quantize(images: torch.Tensor) -> torch.Tensor:
     """[0,1] float -> uint8 as the published scripts save PNGs: clip, `(x * 255).round()` (ties to even)."""
     return (images.clamp(0, 1) * 255.0).round().to(torch.uint8)
@@ -123,34 +116,6 @@ class _Rows:
                 store.append(self.run_dir, table, rows)
         self.buffers.clear()
         self.last = time.monotonic()
-
-
-def load_batches(dataset: Dataset, ids: list[str], batch_size: int) -> Iterator[tuple[list[Sample], dict[str, str]]]:
-    """Yield (samples, read errors) per batch, reading the next batch in a thread while this one runs."""
-
-    def read(chunk: list[str]) -> tuple[list[Sample], dict[str, str]]:
-        samples, errors = [], {}
-        for image_id in chunk:
-            try:
-                samples.append(dataset.load(image_id))
-            except (ImageReadError, DatasetError, ValueError, OSError) as exc:
-                errors[image_id] = str(exc)
-        return samples, errors
-
-    chunks = [ids[i:i + batch_size] for i in range(0, len(ids), batch_size)]
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(read, chunks[0]) if chunks else None
-        for i in range(len(chunks)):
-            result = pending.result()
-            pending = pool.submit(read, chunks[i + 1]) if i + 1 < len(chunks) else None
-            yield result
-
-
-def _group_by_shape(samples: list[Sample]) -> list[list[Sample]]:
-    groups: dict[tuple, list[Sample]] = defaultdict(list)
-    for s in samples:
-        groups[(s.lq.shape, None if s.gt is None else s.gt.shape)].append(s)
-    return list(groups.values())
 
 
 class Runner:
@@ -263,7 +228,7 @@ class Runner:
                 for config in method.configs:
                     self._error(config, dataset, image_id, 0, "read", reason)
             self._record_images(dataset, batch_samples, known)
-            for same_size in _group_by_shape(batch_samples):
+            for same_size in group_by_shape(batch_samples):
                 group = self._prepare(method, dataset, same_size, metrics)
                 for config in method.configs if group else ():
                     for k in range(samples):

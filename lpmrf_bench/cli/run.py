@@ -88,7 +88,7 @@ def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, ref
 def restore_command(method, weights, input_dir, output_dir, sets, seed, device, batch_size) -> None:
     """Restore a folder of images (inference only; no metrics), keeping relative names."""
     from lpmrf_bench.data.folder import FolderDataset
-    from lpmrf_bench.engine import load_batches, to_tensor
+    from lpmrf_bench.data.loading import load_batches, to_tensor
     from lpmrf_bench.imageio import write_png
     from lpmrf_bench.plan import plan_methods
     from lpmrf_bench.restorers import RestoreBatch, RestoreInputError, image_seed
