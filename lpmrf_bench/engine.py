@@ -87,8 +87,9 @@ def pick_device(name: str | None, ranks: Ranks = Ranks()) -> torch.device:
 
 
 def quantize(images: torch.Tensor) -> torch.Tensor:
-    """[0,1] float -> uint8 as the published scripts save PNGs: clip, `(x * 255).round()` (ties to even)."""
-    return (images.clamp(0, 1) * 255.0).round().to(torch.uint8)
+    """[0,1] float -> uint8 exactly as `torchvision.utils.save_image`, which PMRF's inference.py uses to write the
+    images its metrics read: x * 255 + 0.5, clamped to [0, 255], truncated (round half up)."""
+    return (images.float() * 255.0 + 0.5).clamp(0, 255).to(torch.uint8)
 
 
 def _peak_memory(device: torch.device) -> int:
@@ -221,6 +222,8 @@ class Runner:
             loaded.report_extra(ids)
         known = set(store.load_table(self.run_dir, "images").get("image_id", pd.Series(dtype=str)))
         tally = _Tally()
+        if self.device.type == "cuda":  # peak memory per method and dataset, not per process
+            torch.cuda.reset_peak_memory_stats(self.device)
         bar = tqdm(total=len(todo), desc=f"{method.name} on {dataset.name}:{dataset.split}", unit="img",
                    disable=not self.o.progress, file=sys.stderr)
         for batch_samples, read_errors in load_batches(dataset, todo, self.o.batch_size):

@@ -202,11 +202,19 @@ def test_list_commands(tmp_path, monkeypatch):
     assert "identity" in invoke("list", "methods").output
 
 
-def test_quantize_rounds_to_nearest_level_and_clips():
-    from lpmrf_bench.engine import quantize
+def test_quantize_equals_torchvision_save_image(tmp_path):
+    """PMRF writes its outputs with torchvision's save_image; the metrics must see the same 8-bit values."""
+    from torchvision.utils import save_image
 
-    x = torch.tensor([0.0, 0.6 / 255, 1.49 / 255, 254.7 / 255, 1.2, -0.1])
-    assert quantize(x).tolist() == [0, 1, 1, 255, 255, 0]
+    from lpmrf_bench.engine import quantize
+    from lpmrf_bench.imageio import read_image
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 3, 64, 64, generator=gen) * 1.2 - 0.1  # includes values outside [0, 1]
+    x[0, 0, 0, :8] = torch.arange(8) / 255 + 0.5 / 255  # near-ties
+    save_image(x[0], tmp_path / "tv.png")
+    expected = read_image(tmp_path / "tv.png")[0]
+    np.testing.assert_array_equal(quantize(x)[0].permute(1, 2, 0).numpy(), expected)
 
 
 def _max_abs_to_reference(batch):
@@ -231,8 +239,8 @@ def test_reference_restoration_metric_gets_the_reference_output(tmp_path, paired
     assert result.exit_code == 0, result.output
     rows = load(out).set_index("image_id")["value"]
     for name, degraded, _ in photo_pairs:
-        lq = degraded.astype(float)
-        half = np.round(lq / 255 * 0.5 * 255)  # the scaled output, quantized as the engine does
+        lq = degraded.astype(np.float32)
+        half = np.floor(lq / 255 * np.float32(0.5) * 255 + 0.5)  # the scaled output, saved as save_image does
         assert rows[name] == np.abs(half - lq).max()
     assert json.loads((out / "manifest.json").read_text())["reference"] == "identity (-)"
     result = invoke("run", "--methods", "test-scale", "--datasets", str(paired / "lq"), "--out", str(out),
