@@ -32,6 +32,8 @@ from lpmrf_bench.atomic import atomic_write
 from lpmrf_bench.intervals import Interval, paired_difference
 
 METRIC_KEY = ["config_id", "dataset", "split", "image_id", "sample", "metric"]
+ERROR_COLUMNS = {"run_id": "string", "config_id": "string", "method": "string", "dataset": "string", "split": "string",
+                 "image_id": "string", "sample": "int64", "stage": "string", "reason": "string"}
 TABLE_KEYS: dict[str, list[str]] = {
     "images": ["dataset", "split", "image_id"],
     "errors": ["config_id", "dataset", "split", "image_id", "sample"],
@@ -133,6 +135,8 @@ def consolidate(run_dir: str | os.PathLike) -> None:
         write_parquet(run_dir / f"{table}.parquet", frame)
         for part in parts:
             part.unlink(missing_ok=True)
+    if not (run_dir / "errors.parquet").exists():  # a clean run says so with an empty table of the same schema
+        write_parquet(run_dir / "errors.parquet", pd.DataFrame({c: pd.Series(dtype=t) for c, t in ERROR_COLUMNS.items()}))
 
 
 def load(run_dir: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:

@@ -64,7 +64,8 @@ def test_store_columns_match_readme_and_rerun_recomputes_nothing(tmp_path, paire
     parts = sorted((out / "metrics").glob("part-*.parquet"))
     metrics = pd.read_parquet(out / "metrics")
     assert set(metrics.columns) == _documented_columns("metrics")
-    for table in ("images", "perf", "sets"):
+    assert pd.read_parquet(out / "errors.parquet").empty  # a clean run still writes the (empty) table
+    for table in ("images", "perf", "sets", "errors"):
         documented = _documented_columns(table)
         assert set(pd.read_parquet(out / f"{table}.parquet").columns) == documented, table
     again = invoke(*args)
