@@ -23,10 +23,8 @@ pipeline_yiq on them beside the values pyiqa publishes for its own `niqe` and fo
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import sys
-import types
 from pathlib import Path
 
 import cv2
@@ -36,6 +34,7 @@ from skimage import data as skdata
 
 sys.path.insert(0, str(Path(__file__).parent))
 from niqe_basicsr import reference_images as basicsr_images
+from pyiqa_fullref import import_pyiqa_module
 
 # chaofengc/IQA-PyTorch ResultsCalibra/calibration_summary.csv @ 065c2b73eecc7fbfc5dde75cccb5328bf62f3cc6,
 # rows "niqe(ours)" (pyiqa) and, full precision, ResultsCalibra/results_original.csv
@@ -56,12 +55,7 @@ def reference_images() -> dict[str, np.ndarray]:
 
 
 def load_pyiqa_niqe(root: Path):
-    for name in ("pyiqa", "pyiqa.utils", "pyiqa.archs"):  # namespaces without their heavy __init__
-        mod = types.ModuleType(name)
-        mod.__path__ = [str(root / name.replace(".", "/"))]
-        sys.modules[name] = mod
-    sys.path.insert(0, str(root))
-    return importlib.import_module("pyiqa.archs.niqe_arch"), importlib.import_module("pyiqa.archs.func_util")
+    return import_pyiqa_module(root, "pyiqa.archs.niqe_arch"), import_pyiqa_module(root, "pyiqa.archs.func_util")
 
 
 @contextlib.contextmanager

@@ -34,15 +34,20 @@ def reference_pairs() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return pairs
 
 
+def import_pyiqa_module(root: Path, module: str):
+    """Import one module of an unpacked pyiqa wheel at `root`, its packages stubbed without their heavy __init__."""
+    for name in ("pyiqa", "pyiqa.utils", "pyiqa.archs"):
+        if name not in sys.modules:
+            mod = types.ModuleType(name)
+            mod.__path__ = [str(root / name.replace(".", "/"))]
+            sys.modules[name] = mod
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return importlib.import_module(module)
+
+
 def load_pyiqa_archs(root: Path):
-    for name in ("pyiqa", "pyiqa.utils", "pyiqa.archs"):  # namespaces without their heavy __init__
-        mod = types.ModuleType(name)
-        mod.__path__ = [str(root / name.replace(".", "/"))]
-        sys.modules[name] = mod
-    sys.path.insert(0, str(root))
-    ssim_arch = importlib.import_module("pyiqa.archs.ssim_arch")
-    psnr_arch = importlib.import_module("pyiqa.archs.psnr_arch")
-    return ssim_arch.SSIM, psnr_arch.PSNR
+    return import_pyiqa_module(root, "pyiqa.archs.ssim_arch").SSIM, import_pyiqa_module(root, "pyiqa.archs.psnr_arch").PSNR
 
 
 def main(root: str) -> None:
