@@ -39,7 +39,10 @@ def set_values(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
         n = reduce(values).n
         rows.append({**dict(zip(ident, key)), "value": interval.value, "n": n,
                      "ci_low": interval.low, "ci_high": interval.high})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    for knob in knobs:  # keep integer knobs integer (nullable), as in the per-image rows
+        out[knob] = out[knob].astype(frame[knob].dtype)
+    return out
 
 
 def write_sets(run_dir: Path) -> pd.DataFrame:

@@ -35,6 +35,7 @@ def test_sweep_reuses_the_posterior_mean_and_seeds_do_not_depend_on_batching(tmp
     rows = _run(tmp_path / "a", weights, "--sweep", "steps=1,3", "--samples", "2")
     assert calls == [6]  # one batch: the posterior mean once for 2 K values x 2 samples
     assert sorted(rows["knob_steps"].unique()) == [1, 3] and sorted(rows["sample"].unique()) == [0, 1]
+    assert str(pd.read_parquet(tmp_path / "a" / "sets.parquet")["knob_steps"].dtype) == "Int64"
     assert rows.groupby(["knob_steps", "sample"]).size().tolist() == [6, 6, 6, 6]
     wide = rows.pivot_table(index="image_id", columns=["knob_steps", "sample"], values="value")
     assert (wide[(1, 0)] != wide[(3, 0)]).all() and (wide[(3, 0)] != wide[(3, 1)]).all()

@@ -1,0 +1,37 @@
+"""`lpmrf-bench plot pd-tradeoff`: the perception-distortion chart of a run directory."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from lpmrf_bench.atomic import atomic_write
+from lpmrf_bench.plots import pd_tradeoff
+
+
+@click.group("plot")
+def plot_group() -> None:
+    """Charts drawn from a run directory."""
+
+
+@plot_group.command("pd-tradeoff")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--x", "x", default="psnr", show_default=True, help="Distortion metric (horizontal axis).")
+@click.option("--y", "y", default=None, help="Perception metric (default: the first of fid, kid, niqe, musiq, "
+                                              "clipiqa, lpips in the run).")
+@click.option("--dataset", default=None, help="Dataset of the run to draw (needed when it has several).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Image file (png, pdf, svg; default RUN_DIR/pd-tradeoff.png).")
+def pd_tradeoff_command(run_dir: Path, x: str, y: str | None, dataset: str | None, out: Path | None) -> None:
+    """Each configuration at (distortion, perception) with 95% intervals; PD-knob sweeps joined as curves."""
+    sets_path = run_dir / "sets.parquet"
+    if not sets_path.exists():
+        raise click.ClickException(f"{run_dir} has no sets.parquet: run `lpmrf-bench run --out {run_dir}` first")
+    try:
+        figure = pd_tradeoff(pd.read_parquet(sets_path), x, y, dataset)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    out = out or run_dir / "pd-tradeoff.png"
+    atomic_write(out, lambda tmp: figure.savefig(tmp, format=out.suffix.lstrip(".") or "png"))
+    click.echo(f"wrote {out}")
