@@ -220,7 +220,9 @@ class Runner:
         loaded = self._loaded(method)
         if hasattr(loaded, "report_extra"):
             loaded.report_extra(ids)
-        known = set(store.load_table(self.run_dir, "images").get("image_id", pd.Series(dtype=str)))
+        images = store.load_table(self.run_dir, "images")
+        known = set() if images.empty else set(
+            images.loc[(images["dataset"] == dataset.name) & (images["split"] == dataset.split), "image_id"])
         tally = _Tally()
         if self.device.type == "cuda":  # peak memory per method and dataset, not per process
             torch.cuda.reset_peak_memory_stats(self.device)

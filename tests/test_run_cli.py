@@ -287,3 +287,14 @@ def test_save_images_writes_the_scored_8bit_outputs(tmp_path, paired, photo_pair
     by_name = {p.stem: p for p in saved}
     for name, degraded, _ in photo_pairs:
         np.testing.assert_array_equal(read_image(by_name[name])[0], degraded)
+
+
+def test_two_folders_with_the_same_file_names_each_record_their_images(tmp_path, paired):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(paired, other)
+    out = tmp_path / "run"
+    assert invoke("run", "--methods", "identity", "--datasets", f"{paired},{other}", "--out", str(out)).exit_code == 0
+    images = pd.read_parquet(out / "images.parquet")
+    assert images.groupby("dataset")["image_id"].nunique().to_dict() == {str(paired.resolve()): 4, str(other.resolve()): 4}
