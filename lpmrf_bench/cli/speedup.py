@@ -1,0 +1,31 @@
+"""`lpmrf-bench speedup`: how many times more training steps a baseline needs to match a candidate."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from lpmrf_bench import store
+from lpmrf_bench.convergence import load_curve, speedup
+
+
+@click.command("speedup")
+@click.argument("baseline", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("candidate", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--metric", default="fid", show_default=True, help="Validation metric logged by both runs.")
+@click.option("--at-step", type=float, default=None, help="Candidate step to read (default: its first logged step).")
+@click.option("--higher-is-better", is_flag=True, help="The metric improves upward (default: lower is better).")
+def speedup_command(baseline: Path, candidate: Path, metric: str, at_step: float | None, higher_is_better: bool) -> None:
+    """Read the candidate's value at a step, find (interpolating) when the baseline first reaches it, print the ratio."""
+    try:
+        base, cand = load_curve(baseline, metric), load_curve(candidate, metric)
+        store.check_single_spec(pd.concat([base, cand]))
+        result = speedup(base, cand, at_step, lower_is_better=not higher_is_better)
+    except (FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{candidate.name} reaches {metric} {result.target:.4g} at step {result.candidate_step:g}")
+    if result.baseline_step is None:
+        click.echo(f"{baseline.name} never reaches it within its logged steps (up to {base['step'].max():g})")
+        return
+    click.echo(f"{baseline.name} first reaches it at step {result.baseline_step:.1f}: {result.ratio:.2f}x the steps")

@@ -1,0 +1,48 @@
+"""Steps-to-match read off validation curves, checked on the Latent-PMRF paper's own curves (FACTS.md)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from lpmrf_bench.cli.main import main
+from lpmrf_bench.convergence import speedup, steps_to_reach
+
+STEPS = np.arange(40_000, 400_001, 40_000)
+PMRF = [68.75, 67.70, 68.74, 68.08, 66.69, 64.92, 64.18, 63.9, 63.38, 65.06]
+LATENT = [65.31, 61.77, 63.13, 61.17, 60.31, 58.49, 58.61, 57.7, 58.23, 58.88]
+
+
+def curve(values) -> pd.DataFrame:
+    return pd.DataFrame({"step": STEPS, "value": values})
+
+
+def test_paper_reading_pmrf_needs_5_78x_the_steps():
+    result = speedup(curve(PMRF), curve(LATENT))
+    by_hand = 200_000 + (66.69 - 65.31) / (66.69 - 64.92) * 40_000  # between the 200k and 240k readings
+    assert result.target == 65.31 and result.candidate_step == 40_000
+    assert result.baseline_step == pytest.approx(by_hand)
+    assert result.ratio == pytest.approx(5.78, abs=0.005)
+
+
+def test_never_reached_and_direction():
+    assert speedup(curve(PMRF), curve(LATENT), at_step=200_000).baseline_step is None  # 60.31 is never reached
+    assert steps_to_reach(STEPS, np.array(PMRF), 70.0) == 40_000  # already there at the first log
+    assert steps_to_reach(STEPS, -np.array(PMRF), -66.0, lower_is_better=False) == pytest.approx(
+        200_000 + (66.69 - 66.0) / (66.69 - 64.92) * 40_000)
+    with pytest.raises(ValueError, match="no value at step 50000"):
+        speedup(curve(PMRF), curve(LATENT), at_step=50_000)
+
+
+def test_cli_reads_convergence_logs(tmp_path):
+    for name, values in (("pmrf", PMRF), ("latent", LATENT)):
+        (tmp_path / name).mkdir()
+        pd.DataFrame({"run_id": name, "step": STEPS, "wall_s": STEPS / 10.0, "images_seen": STEPS * 256, "metric": "fid",
+                      "spec": "fid/test-features/test-v1", "value": values, "n": 1000}).to_parquet(
+            tmp_path / name / "convergence.parquet")
+    result = CliRunner().invoke(main, ["speedup", str(tmp_path / "pmrf"), str(tmp_path / "latent")])
+    assert result.exit_code == 0, result.output
+    assert "step 231186.4: 5.78x the steps" in result.output
+    missing = CliRunner().invoke(main, ["speedup", str(tmp_path / "pmrf"), str(tmp_path)])
+    assert missing.exit_code == 1 and "has no convergence.parquet" in missing.output
