@@ -35,3 +35,17 @@ def perturbed_outputs_differ(module: nn.Module, run, skip=()) -> list[str]:
                 unchanged.append(name)
             t.copy_(saved)
     return unchanged
+
+
+def in_range_posterior_mean(nets, lq: torch.Tensor) -> None:
+    """Rescale the posterior-mean network's last conv so its output on `lq` spreads over (0, 1).
+
+    Random SwinIR weights give outputs in the tens of thousands, all clipped to 0 or 1: a comparison of clipped
+    outputs could then not see the network at all.
+    """
+    conv = nets.mmse_model.conv_last
+    with torch.no_grad():
+        scale = 0.15 / nets.mmse_model(lq).std().item()
+        conv.weight.mul_(scale)
+        conv.bias.mul_(scale)
+        conv.bias.sub_(nets.mmse_model(lq).mean(dim=(0, 2, 3)) - 0.5)  # centre each channel on 0.5
