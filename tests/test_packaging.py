@@ -10,7 +10,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_every_subpackage_is_listed_in_pyproject():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "lpmrf_bench").rglob("__init__.py")}
-    assert set(config["packages"]) == on_disk | {"lpmrf_baselines"}
+    baselines = {".".join(("lpmrf_baselines",) + p.parent.relative_to(ROOT / "baselines").parts).rstrip(".")
+                 for p in (ROOT / "baselines").rglob("__init__.py")}
+    assert set(config["packages"]) == on_disk | baselines
     assert config["package-dir"]["lpmrf_baselines"] == "baselines"
 
 

@@ -1,0 +1,1 @@
+"""CodeFormer (sczhou/CodeFormer) behind the common restorer interface. Work in progress: no SPEC yet."""
