@@ -1,0 +1,88 @@
+"""GFPGAN as a restorer: the published inference for aligned 512 faces (`GFPGANer.enhance(has_aligned=True)`).
+
+[0,1] RGB -> [-1,1] -> network -> clamp to [-1,1] -> [0,1]. The published forward draws fresh decoder noise on
+every call (`randomize_noise=True`); here that noise comes from `RestoreBatch.noise`, one stream per injection
+point, so an output is a function of (seed, image, sample) and `--samples N` measures the spread. `enhance`'s
+`weight` argument reaches the clean network only as an ignored keyword, so GFPGAN has no knob but `precision`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lpmrf_bench.models.pmrf_loading import swinir_state_from_pth
+from lpmrf_bench.models.state_dicts import load_state_dict_strict, read_torch_file
+from lpmrf_bench.restorers.base import RestoreBatch, RestorerSpec
+from lpmrf_bench.restorers.pmrf import PRECISION, PUBLISHED_SIZE, autocast, check_size
+from lpmrf_bench.weights import WeightFile, WeightsMissingError, register, resolve
+from lpmrf_baselines.gfpgan.network import GFPGAN_CONFIGS, GFPGANConfig, GFPGANv1Clean
+
+RELEASE = "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0"
+WEIGHTS_TERMS = "as published with the TencentARC/GFPGAN release"
+WEIGHT_SETS = {
+    version: register(WeightFile(
+        path=f"gfpgan/GFPGANv{version[1:]}.pth",
+        source=f"{RELEASE}/GFPGANv{version[1:]}.pth",
+        licence=WEIGHTS_TERMS,
+        description=f"GFPGAN {version} (clean architecture, params_ema)",
+    ))
+    for version in ("v1.4", "v1.3")
+}
+DEFAULT_WEIGHTS = "v1.4"
+
+
+def load_gfpgan_file(path: str | Path, config: GFPGANConfig = GFPGAN_CONFIGS["gfpgan_v1_clean"]) -> GFPGANv1Clean:
+    """A GFPGAN release file as it is (`params_ema`, else `params`, as `GFPGANer` picks), loaded strictly."""
+    state = swinir_state_from_pth(read_torch_file(path), str(path))
+    net = GFPGANv1Clean(config)
+    load_state_dict_strict(net, state, path)
+    return net.eval().requires_grad_(False)
+
+
+def gfpgan_weights_path(weights: str | None) -> Path:
+    """A weight-set name (`v1.4`, `v1.3`; None = v1.4) resolved through the cache, or a path to a `.pth`."""
+    name = weights or DEFAULT_WEIGHTS
+    if name in WEIGHT_SETS:
+        return resolve(WEIGHT_SETS[name])
+    path = Path(name).expanduser()
+    if not path.is_file():
+        raise WeightsMissingError(f"gfpgan weights {name!r}: neither a weight set ({', '.join(WEIGHT_SETS)}) "
+                                  f"nor an existing file")
+    return path
+
+
+@dataclass
+class GFPGANRestorer:
+    net: GFPGANv1Clean
+
+    @property
+    def input_size(self) -> int:
+        return self.net.config.out_size
+
+    def __call__(self, batch: RestoreBatch, knobs: dict[str, Any]) -> torch.Tensor:
+        check_size(batch.lq, self.input_size, "gfpgan", batch.image_ids)
+        noise = [batch.noise(shape, f"gfpgan-decoder-noise{i}") for i, shape in enumerate(self.net.noise_shapes())]
+        with torch.no_grad(), autocast(batch.lq.device, knobs["precision"]):
+            out = self.net(batch.lq * 2 - 1, noise)
+        return (out.float().clamp(-1, 1) + 1) / 2
+
+
+def load_gfpgan_restorer(weights: str | None, device: torch.device) -> GFPGANRestorer:
+    return GFPGANRestorer(load_gfpgan_file(gfpgan_weights_path(weights)).to(device))
+
+
+GFPGAN = RestorerSpec(
+    name="gfpgan",
+    load=load_gfpgan_restorer,
+    knobs=(PRECISION,),
+    weight_sets={name: (wf,) for name, wf in WEIGHT_SETS.items()},
+    default_weights=DEFAULT_WEIGHTS,
+    description="GFPGAN (Wang et al., CVPR 2021), clean v1.3/v1.4: U-Net + SFT-conditioned StyleGAN2 decoder; "
+                "aligned 512 faces",
+    licence=f"Apache-2.0 (GFPGAN code); weights {WEIGHTS_TERMS}",
+    input_size=PUBLISHED_SIZE,
+    stochastic=True,  # fresh decoder noise per call, as published
+)
