@@ -12,7 +12,7 @@ sys.path.insert(0, str(REFERENCE))
 from gfpgan_clean import TINY, random_state, reference_inputs  # noqa: E402
 
 TINY_CONFIG = GFPGAN_CONFIGS["gfpgan_tiny"]
-__all__ = ["REFERENCE", "TINY", "TINY_CONFIG", "one_thread", "reference_inputs", "tiny_net"]
+__all__ = ["REFERENCE", "TINY", "TINY_CONFIG", "one_thread", "random_state", "reference_inputs", "tiny_net"]
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,137 @@
+"""The gfpgan restorer: published aligned-face inference, seeded decoder noise, weight sets, refusals."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from _gfpgan_tiny import REFERENCE, one_thread, random_state, reference_inputs, tiny_net  # noqa: F401
+from lpmrf_baselines.gfpgan import SPEC
+from lpmrf_baselines.gfpgan.restorer import GFPGANRestorer
+from lpmrf_bench.cli.listing import method_rows
+from lpmrf_bench.restorers import RESTORERS
+from lpmrf_bench.restorers.base import RestoreBatch, RestoreInputError, image_seed
+from lpmrf_bench.weights import WeightsMissingError, sha256_of
+from safetensors.torch import load_file
+
+CPU = torch.device("cpu")
+MANIFEST = json.loads((Path(__file__).parent / "manifests" / "gfpgan_v1_clean_512.json").read_text())
+RELEASE = "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/"
+
+
+@pytest.fixture(scope="module")
+def restorer():
+    return GFPGANRestorer(tiny_net(torch.float32))
+
+
+def make_batch(ids, seed=0, sample=0, size=32):
+    lq = torch.stack([torch.rand(3, size, size, generator=torch.Generator().manual_seed(sum(map(ord, i)))) for i in ids])
+    return RestoreBatch(lq=lq, image_ids=ids, seeds=[image_seed(seed, "synthetic", i, sample) for i in ids])
+
+
+def test_spec_is_the_entry_point_with_only_a_precision_knob():
+    assert RESTORERS.get("gfpgan") is SPEC
+    assert [k.name for k in SPEC.knobs] == ["precision"] and SPEC.knob("precision").choices == ("fp32", "bf16")
+    assert SPEC.stochastic and SPEC.input_size == 512 and SPEC.pd_knob is None
+    assert SPEC.default_weights == "v1.4"
+    assert {name: [wf.source for wf in files] for name, files in SPEC.weight_sets.items()} == {
+        "v1.4": [RELEASE + "GFPGANv1.4.pth"], "v1.3": [RELEASE + "GFPGANv1.3.pth"]}
+    row = next(r for r in method_rows() if r["method"] == "gfpgan")
+    assert row["licence"].startswith("Apache-2.0") and row["weights"] == "v1.4(missing), v1.3(missing)"
+    assert row["knobs (*PD)"] == "precision=fp32" and row["available"] == "yes"
+
+
+class ReferenceNoiseBatch(RestoreBatch):
+    """Hands the restorer the reference script's noise tensors, by injection point."""
+
+    def noise(self, shape, purpose, dtype=torch.float32):
+        index = int(purpose.removeprefix("gfpgan-decoder-noise"))
+        assert tuple(self.cache["noise"][index].shape[1:]) == tuple(shape)
+        return self.cache["noise"][index]
+
+
+def test_restores_as_the_published_inference_on_the_official_network():
+    """[0,1] -> [-1,1] -> network -> clamp -> [0,1], against the official network's output (same weights, noise).
+
+    The output is a sum of the ToRGB layers, each linear in its weight and bias: scaling those by 1.8 scales the
+    official output by 1.8, so that the clamp is exercised too.
+    """
+    net = tiny_net(torch.float64)
+    with torch.no_grad():
+        for to_rgb in [net.stylegan_decoder.to_rgb1, *net.stylegan_decoder.to_rgbs]:
+            to_rgb.modulated_conv.weight.mul_(1.8)
+            to_rgb.bias.mul_(1.8)
+    x, noise = reference_inputs(net.noise_shapes())
+    batch = ReferenceNoiseBatch(lq=(x + 1) / 2, image_ids=["a", "b"], seeds=[0, 1], cache={"noise": noise})
+    got = GFPGANRestorer(net)(batch, {"precision": "fp32"})
+    official = load_file(str(REFERENCE / "gfpgan_clean.safetensors"))["output"] * 1.8
+    want = (official.clamp(-1, 1) + 1) / 2
+    assert 0.01 < (want == 0).double().mean() < 0.5  # some pixels clamped, most not
+    torch.testing.assert_close(got, want.float(), rtol=0, atol=1e-6)
+
+
+def test_seed_reproduces_bit_for_bit_and_samples_differ(restorer):
+    knobs = SPEC.default_knobs()
+    a = restorer(make_batch(["a", "b"]), knobs)
+    assert torch.equal(a, restorer(make_batch(["a", "b"]), knobs))
+    assert a.shape == (2, 3, 32, 32) and 0 <= a.min() and a.max() <= 1
+    other_sample = restorer(make_batch(["a", "b"], sample=1), knobs)
+    other_seed = restorer(make_batch(["a", "b"], seed=1), knobs)
+    for other in (other_sample, other_seed):
+        assert (other - a).abs().amax(dim=(1, 2, 3)).min() > 1e-3  # every image changes with its noise
+
+
+def test_output_does_not_depend_on_the_batch(restorer):
+    together = restorer(make_batch(["a", "b", "c"]), SPEC.default_knobs())
+    alone = restorer(make_batch(["b"]), SPEC.default_knobs())
+    torch.testing.assert_close(together[1:2], alone, rtol=0, atol=1e-6)
+
+
+def test_wrong_size_is_refused_per_image(restorer):
+    with pytest.raises(RestoreInputError) as err:
+        restorer(make_batch(["a", "b"], size=64), SPEC.default_knobs())
+    assert set(err.value.reasons) == {"a", "b"}
+    assert "32x32" in err.value.reasons["a"] and "got 64x64" in err.value.reasons["a"]
+
+
+def test_bf16_is_close_to_fp32(restorer):
+    fp32 = restorer(make_batch(["a", "b"]), {"precision": "fp32"})
+    bf16 = restorer(make_batch(["a", "b"]), {"precision": "bf16"})
+    assert bf16.dtype == torch.float32 and not torch.equal(bf16, fp32)
+    assert (bf16 - fp32).abs().mean() < 0.02
+
+
+@pytest.mark.parametrize("weights, filename", [(None, "GFPGANv1.4.pth"), ("v1.4", "GFPGANv1.4.pth"),
+                                               ("v1.3", "GFPGANv1.3.pth")])
+def test_offline_missing_weights_name_the_file_and_source(weights, filename):
+    with pytest.raises(WeightsMissingError) as err:
+        SPEC.load(weights, CPU)
+    message = str(err.value)
+    assert filename in message and RELEASE + filename in message
+    assert str(Path(os.environ["LPMRF_BENCH_WEIGHTS"]) / "gfpgan" / filename) in message
+
+
+def test_unknown_weights_are_one_clear_error(tmp_path):
+    with pytest.raises(WeightsMissingError, match=r"neither a weight set \(v1.4, v1.3\) nor an existing file"):
+        SPEC.load(str(tmp_path / "nope.pth"), CPU)
+
+
+@pytest.mark.slow
+def test_released_layout_files_load_strictly_for_both_versions():
+    """Full-size files in the release format (random non-zero values, layout from the manifest) load through the
+    weight cache for v1.4 and v1.3, every tensor as stored; a 512 face restores."""
+    cache = Path(os.environ["LPMRF_BENCH_WEIGHTS"])
+    (cache / "gfpgan").mkdir(parents=True)
+    state = {k: v.float() for k, v in random_state({k: tuple(s) for k, s in MANIFEST["tensors"].items()}).items()}
+    torch.save({"params_ema": state}, cache / "gfpgan" / "GFPGANv1.4.pth")
+    os.link(cache / "gfpgan" / "GFPGANv1.4.pth", cache / "gfpgan" / "GFPGANv1.3.pth")
+    for version in ("v1.4", "v1.3"):
+        loaded = SPEC.load(version, CPU)
+        assert loaded.input_size == 512
+        assert all(torch.equal(loaded.net.state_dict()[k], v) for k, v in state.items())
+    hashes = json.loads((cache / "hashes.json").read_text())  # recorded on first use, checked afterwards
+    assert hashes == {f"gfpgan/GFPGANv{v}.pth": sha256_of(cache / "gfpgan" / "GFPGANv1.4.pth") for v in ("1.4", "1.3")}
+    batch = make_batch(["face"], size=512)
+    out = loaded(batch, SPEC.default_knobs())
+    assert out.shape == (1, 3, 512, 512) and torch.isfinite(out).all() and out.std() > 0
