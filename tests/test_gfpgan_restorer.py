@@ -9,9 +9,14 @@ import torch
 from _gfpgan_tiny import REFERENCE, one_thread, random_state, reference_inputs, tiny_net  # noqa: F401
 from lpmrf_baselines.gfpgan import SPEC
 from lpmrf_baselines.gfpgan.restorer import GFPGANRestorer
+from click.testing import CliRunner
+from conftest import photograph
 from lpmrf_bench.cli.listing import method_rows
+from lpmrf_bench.cli.main import main
+from lpmrf_bench.imageio import write_png
 from lpmrf_bench.restorers import RESTORERS
 from lpmrf_bench.restorers.base import RestoreBatch, RestoreInputError, image_seed
+from lpmrf_bench.store import load
 from lpmrf_bench.weights import WeightsMissingError, sha256_of
 from safetensors.torch import load_file
 
@@ -117,21 +122,55 @@ def test_unknown_weights_are_one_clear_error(tmp_path):
         SPEC.load(str(tmp_path / "nope.pth"), CPU)
 
 
+def test_cli_without_weights_names_the_file_and_writes_nothing(tmp_path):
+    photo = tmp_path / "faces"
+    write_png(photo / "face.png", photograph("astronaut", 512))
+    for extra, filename in (([], "GFPGANv1.4.pth"), (["--weights", "gfpgan=v1.3"], "GFPGANv1.3.pth")):
+        result = CliRunner().invoke(main, ["run", "--methods", "gfpgan", "--datasets", str(photo), *extra,
+                                           "--out", str(tmp_path / "run"), "--no-progress"])
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert f"'{filename}'" in result.output and RELEASE + filename in result.output
+        assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture(scope="module")
+def release_file(tmp_path_factory):
+    """A full-size file in the release format: `params_ema` with the manifest's keys, random non-zero values."""
+    state = {k: v.float() for k, v in random_state({k: tuple(s) for k, s in MANIFEST["tensors"].items()}).items()}
+    path = tmp_path_factory.mktemp("gfpgan") / "GFPGANv1.4.pth"
+    torch.save({"params_ema": state}, path)
+    return path, state
+
+
 @pytest.mark.slow
-def test_released_layout_files_load_strictly_for_both_versions():
-    """Full-size files in the release format (random non-zero values, layout from the manifest) load through the
-    weight cache for v1.4 and v1.3, every tensor as stored; a 512 face restores."""
+def test_released_layout_files_load_strictly_for_both_versions(release_file):
+    """Full-size release-format files load through the weight cache for v1.4 and v1.3, every tensor as stored."""
+    path, state = release_file
     cache = Path(os.environ["LPMRF_BENCH_WEIGHTS"])
     (cache / "gfpgan").mkdir(parents=True)
-    state = {k: v.float() for k, v in random_state({k: tuple(s) for k, s in MANIFEST["tensors"].items()}).items()}
-    torch.save({"params_ema": state}, cache / "gfpgan" / "GFPGANv1.4.pth")
-    os.link(cache / "gfpgan" / "GFPGANv1.4.pth", cache / "gfpgan" / "GFPGANv1.3.pth")
     for version in ("v1.4", "v1.3"):
+        os.link(path, cache / "gfpgan" / f"GFPGAN{version}.pth")
         loaded = SPEC.load(version, CPU)
         assert loaded.input_size == 512
         assert all(torch.equal(loaded.net.state_dict()[k], v) for k, v in state.items())
     hashes = json.loads((cache / "hashes.json").read_text())  # recorded on first use, checked afterwards
-    assert hashes == {f"gfpgan/GFPGANv{v}.pth": sha256_of(cache / "gfpgan" / "GFPGANv1.4.pth") for v in ("1.4", "1.3")}
-    batch = make_batch(["face"], size=512)
-    out = loaded(batch, SPEC.default_knobs())
-    assert out.shape == (1, 3, 512, 512) and torch.isfinite(out).all() and out.std() > 0
+    assert hashes == {f"gfpgan/GFPGAN{v}.pth": sha256_of(path) for v in ("v1.4", "v1.3")}
+
+
+@pytest.mark.slow
+def test_run_restores_512_faces_with_samples_and_refuses_other_sizes(tmp_path, release_file):
+    """`lpmrf-bench run` through the entry point: two samples of a 512 face differ; a 256 image is refused."""
+    pairs = tmp_path / "pairs"
+    for name, size in (("face512", 512), ("face256", 256)):
+        write_png(pairs / "lq" / f"{name}.png", photograph("astronaut", size))
+        write_png(pairs / "gt" / f"{name}.png", photograph("astronaut", size))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["run", "--methods", "gfpgan", "--weights", f"gfpgan={release_file[0]}",
+                                       "--datasets", str(pairs), "--metrics", "psnr", "--samples", "2",
+                                       "--out", str(out), "--no-progress"])
+    assert result.exit_code == 1, result.output  # the 256 image failed, and is named
+    assert "face256" in result.output and "512x512" in result.output
+    rows = load(out)
+    assert set(rows.image_id) == {"face512"} and sorted(rows["sample"]) == [0, 1]
+    assert rows.weights.unique().tolist() == [f"sha256:{sha256_of(release_file[0])[:16]}"]
+    assert rows.value.nunique() == 2  # the decoder noise differs between samples
