@@ -31,7 +31,8 @@ def restorer():
 
 
 def make_batch(ids, seed=0, sample=0, size=32):
-    lq = torch.stack([torch.rand(3, size, size, generator=torch.Generator().manual_seed(sum(map(ord, i)))) for i in ids])
+    gens = [torch.Generator().manual_seed(sum(map(ord, i))) for i in ids]
+    lq = torch.stack([torch.rand(3, size, size, generator=gen) for gen in gens])
     return RestoreBatch(lq=lq, image_ids=ids, seeds=[image_seed(seed, "synthetic", i, sample) for i in ids])
 
 

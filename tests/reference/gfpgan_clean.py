@@ -12,7 +12,8 @@ weights that are overwritten here). It writes:
   channel_multiplier=2)` builds it for GFPGANv1.3.pth / GFPGANv1.4.pth (built on the meta device).
 Needs torch and safetensors only. Regenerate with:
 
-    pip download --no-deps gfpgan==1.3.8 -d /tmp/gfpgan && cd /tmp/gfpgan && python -m zipfile -e gfpgan-1.3.8-py3-none-any.whl whl
+    pip download --no-deps gfpgan==1.3.8 -d /tmp/gfpgan
+    python -m zipfile -e /tmp/gfpgan/gfpgan-1.3.8-py3-none-any.whl /tmp/gfpgan/whl
     python tests/reference/gfpgan_clean.py /tmp/gfpgan/whl
 """
 from __future__ import annotations
