@@ -35,7 +35,9 @@ DEFAULT_WEIGHTS = "v1.4"
 
 
 def load_gfpgan_file(path: str | Path, config: GFPGANConfig = GFPGAN_CONFIGS["gfpgan_v1_clean"]) -> GFPGANv1Clean:
-    """A GFPGAN release file as it is (`params_ema`, else `params`, as `GFPGANer` picks), loaded strictly."""
+    """A GFPGAN release file as it is, loaded strictly: `params_ema`, else `params` (as `GFPGANer` picks; the
+    shared BasicSR-convention reader also takes a bare state dict). For speed alone, `GFPGANRestorer(
+    GFPGANv1Clean())` runs the full-size network on its random initial values, no file needed."""
     state = swinir_state_from_pth(read_torch_file(path), str(path))
     net = GFPGANv1Clean(config)
     load_state_dict_strict(net, state, path)
