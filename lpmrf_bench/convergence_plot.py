@@ -16,8 +16,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from lpmrf_bench import store  # noqa: E402
 from lpmrf_bench.convergence import Speedup, speedup  # noqa: E402
-from lpmrf_bench.metrics import METRICS  # noqa: E402
-from lpmrf_bench.registry import UnavailableError  # noqa: E402
+from lpmrf_bench.metrics import find_metric  # noqa: E402
 
 X_AXES = {"step": ("step", "training steps"), "wall": ("wall_s", "wall-clock time (s)"),
           "images": ("images_seen", "training images seen")}
@@ -25,10 +24,8 @@ X_AXES = {"step": ("step", "training steps"), "wall": ("wall_s", "wall-clock tim
 
 def lower_is_better(spec: str) -> bool:
     """Direction from the metric registry; distribution distances (FID and the offline ones) otherwise."""
-    try:
-        return not METRICS.get(spec).higher_is_better
-    except (KeyError, UnavailableError):
-        return True
+    found = find_metric(spec)
+    return not found.higher_is_better if found else True
 
 
 def convergence_chart(curves: dict[str, pd.DataFrame], metric: str, x: str = "step",

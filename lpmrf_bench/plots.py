@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from lpmrf_bench import store  # noqa: E402
-from lpmrf_bench.metrics import METRICS  # noqa: E402
+from lpmrf_bench.metrics import find_metric  # noqa: E402
 from lpmrf_bench.registry import UnavailableError  # noqa: E402
 from lpmrf_bench.restorers import get_restorer  # noqa: E402
 
@@ -37,11 +37,8 @@ def pd_knob(method: str) -> str | None:
 
 def higher_is_better(sets: pd.DataFrame, metric: str) -> bool | None:
     """The metric's direction from the registry (None when its spec is not registered)."""
-    spec = sets.loc[sets["metric"] == metric, "spec"].iloc[0]
-    try:
-        return METRICS.get(spec).higher_is_better
-    except (KeyError, UnavailableError):
-        return None
+    found = find_metric(sets.loc[sets["metric"] == metric, "spec"].iloc[0])
+    return found.higher_is_better if found else None
 
 
 def _axis_label(sets: pd.DataFrame, metric: str, horizontal: bool) -> str:
@@ -66,7 +63,7 @@ def default_perception_metric(sets: pd.DataFrame) -> str:
     for name in PERCEPTION_PREFERENCE:
         if name in present:
             return name
-    raise ValueError(f"no perception metric in this run (looked for {', '.join(PERCEPTION_PREFERENCE)}); "
+    raise ValueError(f"no perception metric in the run(s) (looked for {', '.join(PERCEPTION_PREFERENCE)}); "
                      f"pass --y with one of: {', '.join(sorted(present))}")
 
 

@@ -22,9 +22,7 @@ import pandas as pd
 
 from lpmrf_bench import store
 from lpmrf_bench.intervals import Interval, paired_statistic_difference
-from lpmrf_bench.metrics import METRICS
-from lpmrf_bench.metrics.base import MetricSpec
-from lpmrf_bench.registry import UnavailableError
+from lpmrf_bench.metrics import find_metric
 
 # Smallest change worth failing CI for, in each metric's stored unit (README "Reports and CI").
 DEFAULT_TOLERANCES: dict[str, float] = {
@@ -136,13 +134,6 @@ def classify(low: float, high: float, higher_is_better: bool, tolerance: float) 
     return "unchanged"
 
 
-def _metric(spec: str) -> MetricSpec | None:
-    try:
-        return METRICS.get(spec)
-    except (KeyError, UnavailableError):
-        return None
-
-
 def _image_differences(base: pd.DataFrame, cand: pd.DataFrame) -> list[str]:
     differences = []
     for (dataset, split), rows in base.groupby(["dataset", "split"]):
@@ -177,7 +168,7 @@ def check_comparable(base: Evaluation, cand: Evaluation) -> list[str]:
     for (config, dataset, split), rows in missing.groupby(["config", "dataset", "split"]):
         differences.append(f"the candidate lacks {config} on {dataset}:{split} "
                            f"({', '.join(sorted(rows['metric']))}), which the baseline has")
-    unknown = sorted({s for s in base.sets["spec"] if _metric(s) is None})
+    unknown = sorted({s for s in base.sets["spec"] if find_metric(s) is None})
     if unknown:
         differences.append(f"no registered metric for spec(s) {', '.join(unknown)}: direction unknown")
     return differences
@@ -189,7 +180,7 @@ def _per_image(values: pd.DataFrame) -> dict[tuple, pd.Series]:
 
 def _compare_row(base_row: pd.Series, cand_row: pd.Series, base_values: pd.Series | None, cand_values: pd.Series | None,
                  tolerance: float, seed: int, resamples: int) -> Comparison:
-    spec = _metric(base_row["spec"])
+    spec = find_metric(base_row["spec"])
     where = {k: base_row[k] for k in KEY}
     if base_values is not None and cand_values is not None:
         shared = base_values.index.intersection(cand_values.index)

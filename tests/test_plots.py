@@ -51,7 +51,7 @@ def test_cli_writes_the_chart_and_explains_bad_requests(run_dir):
     missing = runner.invoke(main, ["plot", "pd-tradeoff", str(run_dir), "--y", "lpips"])
     assert missing.exit_code == 1 and "no 'lpips' values" in missing.output
     no_default = runner.invoke(main, ["plot", "pd-tradeoff", str(run_dir)])
-    assert no_default.exit_code == 1 and "no perception metric in this run" in no_default.output
+    assert no_default.exit_code == 1 and "no perception metric in the run(s)" in no_default.output
 
 
 def test_mixed_specs_are_refused():

@@ -21,6 +21,9 @@ RunDir = click.Path(exists=True, file_okay=False, path_type=Path)
               help="report.html (one self-contained file) or report.md (images in <name>_files/ beside it).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the regression verdict as JSON (needs --baseline).")
+@click.option("--x", "pd_x", default="psnr", show_default=True, help="Distortion metric of the PD chart.")
+@click.option("--y", "pd_y", default=None, help="Perception metric of the PD chart (default: the first of fid, kid, "
+                                                 "niqe, musiq, clipiqa, lpips in the runs).")
 @click.option("--grid-metric", default="psnr", show_default=True,
               help="Metric that ranks images for the best / median / worst grid.")
 @click.option("--data-root", default=None, envvar="LPMRF_BENCH_DATA", help="Where the benchmark sets live (image grids).")
@@ -28,7 +31,7 @@ RunDir = click.Path(exists=True, file_okay=False, path_type=Path)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the paired bootstrap.")
 @fail_cleanly
 def report_command(run_dirs: tuple[Path, ...], baseline: Path | None, tolerances: tuple[str, ...], out: Path | None,
-                   json_out: Path | None, grid_metric: str, data_root: str | None, device: str, seed: int) -> None:
+                   json_out: Path | None, pd_x: str, pd_y: str | None, grid_metric: str, data_root: str | None, device: str, seed: int) -> None:
     """Report on RUN_DIRS (evaluation runs, and training runs with a convergence.parquet).
 
     Without --out, prints the set-level tables (and the verdict with --baseline). Exit status: 0 done, 1 a
@@ -65,8 +68,8 @@ def report_command(run_dirs: tuple[Path, ...], baseline: Path | None, tolerances
     if out is not None:
         from lpmrf_bench.report import ReportOptions, write_report
 
-        written = write_report(ReportOptions(evaluation_dirs, training_dirs, out, verdict, grid_metric, data_root,
-                                             device))
+        written = write_report(ReportOptions(evaluation_dirs, training_dirs, out, verdict, pd_x, pd_y, grid_metric,
+                                             data_root, device))
         click.echo(f"wrote {', '.join(str(p) for p in written)}")
     else:
         from lpmrf_bench.report.tables import text_tables
