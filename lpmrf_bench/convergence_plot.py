@@ -13,6 +13,7 @@ matplotlib.use("Agg")  # files only; no display is assumed
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import EngFormatter  # noqa: E402
 
 from lpmrf_bench import store  # noqa: E402
 from lpmrf_bench.convergence import Speedup, speedup  # noqa: E402
@@ -60,6 +61,8 @@ def convergence_chart(curves: dict[str, pd.DataFrame], metric: str, x: str = "st
                         arrowprops={"arrowstyle": "->", "lw": 1.6, "color": "black"})
             ax.annotate(f"{reading.ratio:.2f}x", ((reading.candidate_step + reading.baseline_step) / 2, reading.target),
                         textcoords="offset points", xytext=(0, 5), ha="center", fontsize=10, weight="bold")
+    if x != "wall":
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 40k, 1.2M
     ax.set_xlabel(x_label)
     ax.set_ylabel(f"{metric} ({'lower' if lower else 'higher'} is better)\n{spec}")
     ax.set_title(f"convergence: {metric}")
