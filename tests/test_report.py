@@ -17,7 +17,7 @@ from PIL import Image
 from lpmrf_bench.cli.main import main
 from lpmrf_bench.imageio import write_png
 from lpmrf_bench.report.grids import pick_images
-from lpmrf_bench.restorers import RESTORERS
+from lpmrf_bench.restorers import RESTORERS, RestorerSpec
 from lpmrf_bench.store import config_labels
 
 
@@ -101,6 +101,30 @@ def test_markdown_has_its_images_beside_it_and_the_verdict(run_dir, tmp_path):
     assert "`psnr/rgb-255-f64/pmrf-v1`" in text and "psnr ↑" in text
     assert "identity: re-run on these 3 images" in text and "test-scale gain=0.8: not shown" not in text
     assert "test-scale gain=0.8: saved outputs" in text
+    assert "identity: re-run on these 3 images (outputs were not saved); it reproduces the stored psnr values" in text
+
+
+@pytest.mark.slow
+def test_a_rerun_that_does_not_reproduce_the_scored_images_says_so(run_dir, tmp_path, monkeypatch):
+    darker = RestorerSpec(name="identity", load=lambda weights, device: lambda batch, knobs: batch.lq * 0.9)
+    monkeypatch.setitem(RESTORERS._loaded, "identity", darker)  # the code changed since the run
+    out = tmp_path / "report.md"
+    assert CliRunner().invoke(main, ["report", str(run_dir), "--out", str(out), "--y", "ssim"]).exit_code == 0
+    text = out.read_text()
+    assert "identity: re-run on these 3 images (outputs were not saved); it does NOT reproduce the stored psnr on" in text
+    stored = pd.read_parquet(run_dir / "metrics").query("method == 'identity' and metric == 'psnr'")
+    first = stored.set_index("image_id")["value"]
+    assert sum(f"{image_id} ({value:.4g} stored," in text for image_id, value in first.items()) == 3  # the 3 shown
+
+
+def test_runs_under_different_specs_are_refused(tmp_path):
+    for name, spec in (("a", "psnr/rgb-255-f64/pmrf-v1"), ("b", "psnr/rgb-01-eps1e-8/pyiqa-v1")):
+        (tmp_path / name).mkdir()
+        pd.DataFrame({"config_id": ["c"], "method": ["identity"], "weights": ["-"], "dataset": ["d"], "split": ["s"],
+                      "metric": ["psnr"], "spec": [spec], "value": [20.0], "n": [3], "ci_low": [19.0],
+                      "ci_high": [21.0]}).to_parquet(tmp_path / name / "sets.parquet")
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert result.exit_code == 2 and "different specs (psnr: psnr/rgb-01-eps1e-8/pyiqa-v1, psnr/rgb-255-f64/pmrf-v1)" in result.output
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

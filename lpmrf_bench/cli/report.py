@@ -65,17 +65,20 @@ def report_command(run_dirs: tuple[Path, ...], baseline: Path | None, tolerances
         for difference in differences:
             click.echo(f"  {difference}", err=True)
         sys.exit(2)
-    if out is not None:
-        from lpmrf_bench.report import ReportOptions, write_report
+    try:
+        if out is not None:
+            from lpmrf_bench.report import ReportOptions, write_report
 
-        written = write_report(ReportOptions(evaluation_dirs, training_dirs, out, verdict, pd_x, pd_y, grid_metric,
-                                             data_root, device))
-        click.echo(f"wrote {', '.join(str(p) for p in written)}")
-    else:
-        from lpmrf_bench.report.tables import text_tables
+            written = write_report(ReportOptions(evaluation_dirs, training_dirs, out, verdict, pd_x, pd_y, grid_metric,
+                                                 data_root, device))
+            click.echo(f"wrote {', '.join(str(p) for p in written)}")
+        elif evaluation_dirs:
+            from lpmrf_bench.report.tables import text_tables
 
-        if evaluation_dirs:
             click.echo(text_tables(evaluation_dirs))
+    except ValueError as exc:  # runs whose values were computed under different specs
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
     if json_out is not None:
         from lpmrf_bench.store import write_json
 

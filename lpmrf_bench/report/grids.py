@@ -2,8 +2,9 @@
 
 Images are ranked by the metric's mean over the configurations shown (direction from the registry). A
 configuration's image comes from its `--save-images` output when there is one; otherwise its restorer is
-re-run on those few images only, with the run's seed, so the grid shows what was scored. A configuration that
-cannot be re-run here (weights given by path, missing weights) is a grey cell and a note saying why.
+re-run on those few images only, with the run's seed, and the re-run image is scored again with the grid metric:
+when that does not reproduce the stored value (the code or weights changed since the run) the note says so. A
+configuration that cannot be re-run here (weights given by path, missing weights) is a grey cell and a note why.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from lpmrf_bench.data import is_path_spec, open_dataset  # noqa: E402
 from lpmrf_bench.data.base import Dataset, DatasetError  # noqa: E402
 from lpmrf_bench.engine import _safe as output_folder, quantize  # noqa: E402
 from lpmrf_bench.imageio import ImageReadError, read_image  # noqa: E402
-from lpmrf_bench.metrics import find_metric  # noqa: E402
+from lpmrf_bench.metrics import MetricBatch, find_metric  # noqa: E402
 from lpmrf_bench.registry import UnavailableError, UnknownNameError  # noqa: E402
 from lpmrf_bench.restorers import RestoreBatch, RestoreInputError, get_restorer, image_seed  # noqa: E402
 from lpmrf_bench.weights import WeightsError  # noqa: E402
@@ -93,8 +94,26 @@ def _restore(config: Config, dataset: Dataset, image_ids: list[str], device: tor
     return out
 
 
-def _outputs(config: Config, dataset: Dataset, image_ids: list[str], device: torch.device,
-             notes: list[str]) -> dict[str, np.ndarray]:
+def _as_batch(image: np.ndarray | None) -> torch.Tensor | None:
+    return None if image is None else torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]
+
+
+def rescore(spec: str, images: dict[str, np.ndarray], dataset: Dataset, stored: dict[str, float]) -> list[str]:
+    """Image ids whose re-run output does not reproduce the stored value of the metric (with both values)."""
+    metric = find_metric(spec)
+    score = metric.build(torch.device("cpu"), None)
+    differ = []
+    for image_id, image in images.items():
+        sample = dataset.load(image_id)
+        now = float(score(MetricBatch(out=_as_batch(image), gt=_as_batch(sample.gt), lq=_as_batch(sample.lq)))[0])
+        was = stored.get(image_id, float("nan"))
+        if not np.isclose(now, was, rtol=1e-6, atol=1e-9, equal_nan=True):
+            differ.append(f"{image_id} ({was:.4g} stored, {now:.4g} now)")
+    return differ
+
+
+def _outputs(config: Config, dataset: Dataset, image_ids: list[str], device: torch.device, notes: list[str],
+             spec: str, stored: dict[str, float]) -> dict[str, np.ndarray]:
     folder = config.run_dir / "outputs" / config.config_id / output_folder(dataset)
     try:
         saved = {i: read_image(folder / f"{i}.png")[0] for i in image_ids}
@@ -107,7 +126,13 @@ def _outputs(config: Config, dataset: Dataset, image_ids: list[str], device: tor
     except (WeightsError, UnavailableError, UnknownNameError, RestoreInputError, FileNotFoundError, ValueError) as exc:
         notes.append(f"{config.label}: not shown ({exc})")
         return {}
-    notes.append(f"{config.label}: re-run on these {len(image_ids)} images (outputs were not saved)")
+    try:
+        differ = rescore(spec, images, dataset, stored)
+    except (WeightsError, UnavailableError, ValueError) as exc:
+        differ = [f"not checked: {exc}"]
+    check = (f"; it does NOT reproduce the stored {spec.split('/')[0]} on {', '.join(differ)}: the code or weights "
+             "changed since the run" if differ else f"; it reproduces the stored {spec.split('/')[0]} values")
+    notes.append(f"{config.label}: re-run on these {len(image_ids)} images (outputs were not saved){check}")
     return images
 
 
@@ -159,7 +184,10 @@ def image_grids(run_dirs: list[Path], labels: dict[tuple[str, str], str], metric
         ids = list(chosen.values())
         samples = {i: dataset.load(i) for i in ids}
         configs = _configs(rows, labels)
-        shown = {c.label: _outputs(c, dataset, ids, torch.device(device), notes) for c in configs}
+        first = scored[scored["sample"] == 0]
+        stored = {c.label: dict(first[(first["run_dir"] == str(c.run_dir)) & (first["config_id"] == c.config_id)]
+                                [["image_id", "value"]].itertuples(index=False)) for c in configs}
+        shown = {c.label: _outputs(c, dataset, ids, torch.device(device), notes, spec, stored[c.label]) for c in configs}
         columns = ["LQ", *shown, *(["GT"] if dataset.paired else [])]
         table_rows = []
         for rank, image_id in chosen.items():
