@@ -155,3 +155,18 @@ def test_report_renders_offline_in_a_real_browser(run_dir, tmp_path):
         patch = image[h // 3: h // 3 + 48, w // 3: w // 3 + 48]
         score = cv2.matchTemplate(page, patch, cv2.TM_SQDIFF_NORMED).min()
         assert score < 1e-3, f"image {image.shape} not found on the rendered page (best match {score:.3g})"
+
+
+def test_training_runs_give_the_convergence_chart(tmp_path):
+    steps = np.arange(40_000, 400_001, 40_000)
+    for name, values in (("pmrf", [68.75, 67.70, 68.74, 68.08, 66.69, 64.92, 64.18, 63.9, 63.38, 65.06]),
+                         ("latent", [65.31, 61.77, 63.13, 61.17, 60.31, 58.49, 58.61, 57.7, 58.23, 58.88])):
+        (tmp_path / name).mkdir()
+        pd.DataFrame({"run_id": name, "step": steps, "wall_s": steps / 10.0, "images_seen": steps * 256, "metric": "fid",
+                      "spec": "fid/test-features/test-v1", "value": values, "n": 1000}).to_parquet(
+            tmp_path / name / "convergence.parquet")
+    out = tmp_path / "r.md"
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "pmrf"), str(tmp_path / "latent"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "## Convergence\n\n![convergence of fid](r_files/convergence.png)" in out.read_text()
+    assert (tmp_path / "r_files" / "convergence.png").read_bytes()[:4] == b"\x89PNG"
