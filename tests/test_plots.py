@@ -12,18 +12,20 @@ from lpmrf_bench.plots import pd_tradeoff
 from lpmrf_bench.restorers import RESTORERS
 
 
-@pytest.fixture()
-def run_dir(tmp_path, photo_pairs, monkeypatch):
-    monkeypatch.setitem(RESTORERS._targets, "test-scale", "test_run_cli:SCALE")
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, photo_pairs):
+    root = tmp_path_factory.mktemp("plots")
     for name, degraded, clean in photo_pairs:
-        write_png(tmp_path / "pairs" / "lq" / f"{name}.png", degraded)
-        write_png(tmp_path / "pairs" / "gt" / f"{name}.png", clean)
-    out = tmp_path / "run"
-    result = CliRunner().invoke(main, ["run", "--methods", "test-scale,identity", "--datasets", str(tmp_path / "pairs"),
-                                       "--sweep", "gain=1.0,0.8,0.9", "--metrics", "psnr,ssim", "--out", str(out),
-                                       "--no-progress"])
-    assert result.exit_code == 0, result.output
-    return out
+        write_png(root / "pairs" / "lq" / f"{name}.png", degraded)
+        write_png(root / "pairs" / "gt" / f"{name}.png", clean)
+    out = root / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(RESTORERS._targets, "test-scale", "test_run_cli:SCALE")
+        result = CliRunner().invoke(main, ["run", "--methods", "test-scale,identity", "--datasets", str(root / "pairs"),
+                                           "--sweep", "gain=1.0,0.8,0.9", "--metrics", "psnr,ssim", "--out", str(out),
+                                           "--no-progress"])
+        assert result.exit_code == 0, result.output
+        yield out  # the test method stays registered while the charts look up its PD knob
 
 
 def test_points_are_the_set_values_and_the_sweep_is_a_curve_in_knob_order(run_dir):
