@@ -68,22 +68,26 @@ def default_perception_metric(sets: pd.DataFrame) -> str:
 
 
 def choose_datasets(sets: pd.DataFrame, dataset: str | None) -> list[str]:
-    """The datasets to draw: the one asked for, every one for `all`, or the only one there is."""
+    """The `name:split` panels to draw: the one asked for (by `name:split`, or `name` when it has one split),
+    every one for `all`, or the only one there is."""
     if sets.empty:
         raise ValueError("the run has no set-level values yet")
-    datasets = sorted(sets["dataset"].unique())
+    panels = sorted(set(sets["dataset"] + ":" + sets["split"]))
     if dataset == "all":
-        return datasets
-    if dataset is None and len(datasets) > 1:
-        raise ValueError(f"the runs have several datasets; choose one with --dataset, or `all` ({', '.join(datasets)})")
-    if dataset is not None and dataset not in datasets:
-        raise ValueError(f"the runs have no dataset {dataset!r}; they have: {', '.join(datasets)}")
-    return [dataset or datasets[0]]
+        return panels
+    matches = panels if dataset is None else [p for p in panels if dataset in (p, p.rpartition(":")[0])]
+    if not matches:
+        raise ValueError(f"the runs have no dataset {dataset!r}; they have: {', '.join(panels)}")
+    if len(matches) > 1:
+        raise ValueError(f"the runs have several datasets; choose one with --dataset NAME:SPLIT, or `all` "
+                         f"({', '.join(matches)})")
+    return matches
 
 
 def pd_points(sets: pd.DataFrame, x: str, y: str, dataset: str) -> pd.DataFrame:
-    """One row per configuration (and run): method, label, knob columns, x/y values with their interval bounds."""
-    rows = sets[sets["dataset"] == dataset]
+    """One row per configuration (and run) on `dataset` (`name:split`): method, label, knob columns, x/y values
+    with their interval bounds."""
+    rows = sets[sets["dataset"] + ":" + sets["split"] == dataset]
     for metric in (x, y):
         if metric not in set(rows["metric"]):
             raise ValueError(f"no {metric!r} values for {dataset}; it has: {', '.join(sorted(set(rows['metric'])))}")

@@ -89,7 +89,7 @@ def test_runs_side_by_side_panels_per_dataset_pareto_frontier_and_oriented_axes(
     sets = _two_runs()
     figure = pd_tradeoff(sets, "psnr", "lpips", "all")
     panels = [ax for ax in figure.axes if ax.get_visible()]
-    assert [ax.get_title() for ax in panels] == ["perception-distortion: celeba-test", "perception-distortion: lfw-test"]
+    assert [ax.get_title() for ax in panels] == ["perception-distortion: celeba-test:test", "perception-distortion: lfw-test:test"]
     ax = panels[0]
     assert ax.yaxis_inverted() and not ax.xaxis_inverted()  # lower LPIPS is better: up is better on both axes
     assert "lower is better, axis reversed: better is up" in ax.get_ylabel()
@@ -122,3 +122,15 @@ def test_cli_several_runs_and_vector_formats(run_dir, tmp_path):
         assert out.read_bytes().startswith(magic)
     bad = runner.invoke(main, ["plot", "pd-tradeoff", str(run_dir), "--y", "ssim", "--out", str(tmp_path / "c.jpg")])
     assert bad.exit_code == 2 and "--out must end in .png, .svg or .pdf" in bad.output
+
+
+def test_splits_of_one_dataset_are_separate_panels():
+    sets = _two_runs()
+    sets.loc[sets.dataset == "lfw-test", ["dataset", "split"]] = ["celeba-test", "val"]
+    figure = pd_tradeoff(sets, "psnr", "lpips", "all")
+    assert [ax.get_title() for ax in figure.axes] == ["perception-distortion: celeba-test:test",
+                                                      "perception-distortion: celeba-test:val"]
+    assert len(figure.axes[1].containers) == 3 and len(figure.axes[1].containers[2].lines[0].get_xdata()) == 3
+    with pytest.raises(ValueError, match="several datasets; choose one with --dataset NAME:SPLIT"):
+        pd_tradeoff(sets, "psnr", "lpips", "celeba-test")
+    assert pd_tradeoff(sets, "psnr", "lpips", "celeba-test:val").axes[0].get_title().endswith("celeba-test:val")
