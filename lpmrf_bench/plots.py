@@ -91,11 +91,7 @@ def pd_points(sets: pd.DataFrame, x: str, y: str, dataset: str) -> pd.DataFrame:
     for metric in (x, y):
         if metric not in set(rows["metric"]):
             raise ValueError(f"no {metric!r} values for {dataset}; it has: {', '.join(sorted(set(rows['metric'])))}")
-    rows = rows[rows["metric"].isin([x, y])].copy()
-    rows["run"] = rows["run"] if "run" in rows else ""
-    configs = rows.drop_duplicates(["run", "config_id"])
-    shared = configs.groupby("method")["run"].nunique()  # a method in several runs: its legend names the run
-    rows["label"] = [m if shared[m] == 1 else f"{m} ({r})" for m, r in zip(rows["method"], rows["run"])]
+    rows = rows[rows["metric"].isin([x, y])]
     ident = ["run", "config_id", "method", "label", *store.knob_columns(rows)]
     wide = rows.pivot_table(index=["run", "config_id"], columns="metric", values=["value", "ci_low", "ci_high"])
     wide.columns = [f"{metric}_{stat}" for stat, metric in wide.columns]
@@ -103,7 +99,15 @@ def pd_points(sets: pd.DataFrame, x: str, y: str, dataset: str) -> pd.DataFrame:
     return points.reset_index().dropna(subset=[f"{x}_value", f"{y}_value"])
 
 
-def _draw_panel(ax, sets: pd.DataFrame, points: pd.DataFrame, x: str, y: str, dataset: str) -> None:
+def with_labels(sets: pd.DataFrame) -> pd.DataFrame:
+    """A `label` per row: the method, with its run's name when the method comes from several runs."""
+    sets = sets.assign(run=sets["run"] if "run" in sets else "")
+    runs = sets.groupby("method")["run"].nunique()
+    return sets.assign(label=[m if runs[m] == 1 else f"{m} ({r})" for m, r in zip(sets["method"], sets["run"])])
+
+
+def _draw_panel(ax, sets: pd.DataFrame, points: pd.DataFrame, x: str, y: str, dataset: str,
+                colours: dict[str, str]) -> None:
     for label, group in points.groupby("label", sort=True):
         knob = pd_knob(group["method"].iloc[0])
         if knob in group.columns:
@@ -112,7 +116,7 @@ def _draw_panel(ax, sets: pd.DataFrame, points: pd.DataFrame, x: str, y: str, da
         xs, ys = col(f"{x}_value"), col(f"{y}_value")
         xerr = [xs - col(f"{x}_ci_low"), col(f"{x}_ci_high") - xs]
         yerr = [ys - col(f"{y}_ci_low"), col(f"{y}_ci_high") - ys]
-        line = ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, marker="o", capsize=2, label=label,
+        line = ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, marker="o", capsize=2, label=label, color=colours[label],
                            linestyle="-" if knob in group.columns and len(group) > 1 else "none")
         if knob in group.columns:
             for xv, yv, kv in zip(xs, ys, group[knob]):
@@ -144,12 +148,14 @@ def pd_tradeoff(sets: pd.DataFrame, x: str = "psnr", y: str | None = None, datas
     y = y or default_perception_metric(sets)
     datasets = choose_datasets(sets, dataset)
     store.check_single_spec(sets[sets["metric"].isin([x, y])])
+    sets = with_labels(sets)
+    colours = {label: f"C{i % 10}" for i, label in enumerate(sorted(sets["label"].unique()))}  # same in every panel
     panels = [(name, pd_points(sets, x, y, name)) for name in datasets]
     cols = min(len(panels), 2)
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 5.2 * rows), dpi=120, squeeze=False)
     for ax, (name, points) in zip(axes.flat, panels):
-        _draw_panel(ax, sets, points, x, y, name)
+        _draw_panel(ax, sets, points, x, y, name, colours)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     fig.tight_layout()
