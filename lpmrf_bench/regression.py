@@ -57,6 +57,7 @@ class Evaluation:
 
 
 def load_evaluation(run_dirs: Sequence[str | os.PathLike]) -> Evaluation:
+    """The runs' set rows and per-image values; a configuration found in two of them is refused (which to judge?)."""
     sets, values = [], []
     for run_dir in map(Path, run_dirs):
         if not (run_dir / "sets.parquet").exists():

@@ -132,10 +132,13 @@ def test_unchanged_rerun_and_another_seed_of_a_stochastic_method_pass(runs):
 
 
 @pytest.mark.slow
-def test_other_images_or_specs_are_incomparable_and_named(runs):
-    fewer = _report(runs, "fewer")
+def test_other_images_or_specs_are_incomparable_and_named(runs, tmp_path):
+    verdict_path = tmp_path / "verdict.json"
+    fewer = _report(runs, "fewer", "--json", str(verdict_path))
     assert fewer.exit_code == 2
     assert "synthetic-faces:test: different images (8 only in the baseline" in fewer.output
+    verdict = json.loads(verdict_path.read_text())
+    assert verdict["exit_status"] == 2 and verdict["incomparable"][0].startswith("synthetic-faces:test: different images")
     pyiqa = _report(runs, "pyiqa")
     assert pyiqa.exit_code == 2
     assert "metric psnr: baseline spec psnr/rgb-255-f64/pmrf-v1, candidate spec psnr/rgb-01-eps1e-8/pyiqa-v1" in pyiqa.output

@@ -64,6 +64,11 @@ def report_command(run_dirs: tuple[Path, ...], baseline: Path | None, tolerances
         click.echo(f"cannot compare with the baseline {baseline}:", err=True)
         for difference in differences:
             click.echo(f"  {difference}", err=True)
+        if json_out is not None:
+            from lpmrf_bench.store import write_json
+
+            write_json(json_out, {"exit_status": 2, "incomparable": differences})
+            click.echo(f"wrote {json_out}")
         sys.exit(2)
     try:
         if out is not None:
