@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import torchvision.transforms.functional as TF
 from click.testing import CliRunner
 from scipy import stats

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import click
 
-from lpmrf_bench.cli.common import fail_cleanly
-
 RunDir = click.Path(exists=True, file_okay=False, path_type=Path)
 
 
@@ -29,7 +27,6 @@ RunDir = click.Path(exists=True, file_okay=False, path_type=Path)
 @click.option("--data-root", default=None, envvar="LPMRF_BENCH_DATA", help="Where the benchmark sets live (image grids).")
 @click.option("--device", default="cpu", show_default=True, help="Device for re-running restorers for the image grid.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the paired bootstrap.")
-@fail_cleanly
 def report_command(run_dirs: tuple[Path, ...], baseline: Path | None, tolerances: tuple[str, ...], out: Path | None,
                    json_out: Path | None, pd_x: str, pd_y: str | None, grid_metric: str, data_root: str | None, device: str, seed: int) -> None:
     """Report on RUN_DIRS (evaluation runs, and training runs with a convergence.parquet).
