@@ -2,8 +2,10 @@
 
 Each method configuration is a point at (distortion, perception) with its 95% bootstrap interval on both
 axes; the configurations of one method that differ only in its PD knob (PMRF's `steps`) are joined in knob
-order and labelled, so a `--sweep steps=...` run is a curve. Values with different specs are refused, as
-everywhere in the store.
+order and labelled, so a `--sweep steps=...` run is a curve. Several runs share one chart (a method found in
+more than one run is named with its run); `all` datasets gives one panel each. The Pareto frontier over all
+points is marked, and axes of lower-is-better metrics are reversed so the better corner is always the top
+right. Values with different specs are refused, as everywhere in the store.
 """
 from __future__ import annotations
 
@@ -12,11 +14,12 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display is assumed
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from lpmrf_bench import store  # noqa: E402
-from lpmrf_bench.metrics import METRICS  # noqa: E402
+from lpmrf_bench.metrics import find_metric  # noqa: E402
 from lpmrf_bench.registry import UnavailableError  # noqa: E402
 from lpmrf_bench.restorers import get_restorer  # noqa: E402
 
@@ -32,13 +35,27 @@ def pd_knob(method: str) -> str | None:
     return f"knob_{knob.name}" if knob else None
 
 
-def _axis_label(sets: pd.DataFrame, metric: str) -> str:
+def higher_is_better(sets: pd.DataFrame, metric: str) -> bool | None:
+    """The metric's direction from the registry (None when its spec is not registered)."""
+    found = find_metric(sets.loc[sets["metric"] == metric, "spec"].iloc[0])
+    return found.higher_is_better if found else None
+
+
+def _axis_label(sets: pd.DataFrame, metric: str, horizontal: bool) -> str:
     spec = sets.loc[sets["metric"] == metric, "spec"].iloc[0]
-    try:
-        arrow = "higher is better" if METRICS.get(spec).higher_is_better else "lower is better"
-    except (KeyError, UnavailableError):
-        arrow = "direction unknown"
-    return f"{metric} ({arrow})\n{spec}"
+    better = higher_is_better(sets, metric)
+    if better is None:
+        return f"{metric} (direction unknown)\n{spec}"
+    toward = "right" if horizontal else "up"
+    flipped = "" if better else ", axis reversed"
+    return f"{metric} ({'higher' if better else 'lower'} is better{flipped}: better is {toward})\n{spec}"
+
+
+def pareto_frontier(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats on both axes (larger is better on both), by increasing x."""
+    keep = [i for i in range(len(xs))
+            if not np.any((xs >= xs[i]) & (ys >= ys[i]) & ((xs > xs[i]) | (ys > ys[i])))]
+    return np.array(sorted(keep, key=lambda i: (xs[i], -ys[i])), dtype=int)
 
 
 def default_perception_metric(sets: pd.DataFrame) -> str:
@@ -46,60 +63,100 @@ def default_perception_metric(sets: pd.DataFrame) -> str:
     for name in PERCEPTION_PREFERENCE:
         if name in present:
             return name
-    raise ValueError(f"no perception metric in this run (looked for {', '.join(PERCEPTION_PREFERENCE)}); "
+    raise ValueError(f"no perception metric in the run(s) (looked for {', '.join(PERCEPTION_PREFERENCE)}); "
                      f"pass --y with one of: {', '.join(sorted(present))}")
 
 
-def choose_dataset(sets: pd.DataFrame, dataset: str | None) -> str:
+def choose_datasets(sets: pd.DataFrame, dataset: str | None) -> list[str]:
+    """The `name:split` panels to draw: the one asked for (by `name:split`, or `name` when it has one split),
+    every one for `all`, or the only one there is."""
     if sets.empty:
         raise ValueError("the run has no set-level values yet")
-    datasets = sorted(sets["dataset"].unique())
-    if dataset is None and len(datasets) > 1:
-        raise ValueError(f"the run has several datasets; choose one with --dataset ({', '.join(datasets)})")
-    if dataset is not None and dataset not in datasets:
-        raise ValueError(f"the run has no dataset {dataset!r}; it has: {', '.join(datasets)}")
-    return dataset or datasets[0]
+    panels = sorted(set(sets["dataset"] + ":" + sets["split"]))
+    if dataset == "all":
+        return panels
+    matches = panels if dataset is None else [p for p in panels if dataset in (p, p.rpartition(":")[0])]
+    if not matches:
+        raise ValueError(f"the runs have no dataset {dataset!r}; they have: {', '.join(panels)}")
+    if len(matches) > 1:
+        raise ValueError(f"the runs have several datasets; choose one with --dataset NAME:SPLIT, or `all` "
+                         f"({', '.join(matches)})")
+    return matches
 
 
 def pd_points(sets: pd.DataFrame, x: str, y: str, dataset: str) -> pd.DataFrame:
-    """One row per configuration: method, knob columns, x/y values with their interval bounds."""
-    rows = sets[sets["dataset"] == dataset]
+    """One row per configuration (and run) on `dataset` (`name:split`): method, label, knob columns, x/y values
+    with their interval bounds."""
+    rows = sets[sets["dataset"] + ":" + sets["split"] == dataset]
     for metric in (x, y):
         if metric not in set(rows["metric"]):
-            raise ValueError(f"no {metric!r} values for this dataset; it has: {', '.join(sorted(set(rows['metric'])))}")
+            raise ValueError(f"no {metric!r} values for {dataset}; it has: {', '.join(sorted(set(rows['metric'])))}")
     rows = rows[rows["metric"].isin([x, y])]
-    store.check_single_spec(rows)
-    ident = ["config_id", "method", *store.knob_columns(rows)]
-    wide = rows.pivot_table(index="config_id", columns="metric", values=["value", "ci_low", "ci_high"])
+    ident = ["run", "config_id", "method", "label", *store.knob_columns(rows)]
+    wide = rows.pivot_table(index=["run", "config_id"], columns="metric", values=["value", "ci_low", "ci_high"])
     wide.columns = [f"{metric}_{stat}" for stat, metric in wide.columns]
-    return rows[ident].drop_duplicates("config_id").set_index("config_id").join(wide).reset_index().dropna(
-        subset=[f"{x}_value", f"{y}_value"])
+    points = rows[ident].drop_duplicates(["run", "config_id"]).set_index(["run", "config_id"]).join(wide)
+    return points.reset_index().dropna(subset=[f"{x}_value", f"{y}_value"])
 
 
-def pd_tradeoff(sets: pd.DataFrame, x: str = "psnr", y: str | None = None, dataset: str | None = None) -> Figure:
-    """The perception-distortion chart of a run's `sets.parquet` frame."""
-    y = y or default_perception_metric(sets)
-    dataset = choose_dataset(sets, dataset)
-    points = pd_points(sets, x, y, dataset)
-    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
-    for method, group in points.groupby("method", sort=True):
-        knob = pd_knob(method)
+def with_labels(sets: pd.DataFrame) -> pd.DataFrame:
+    """A `label` per row: the method, with its run's name when the method comes from several runs."""
+    sets = sets.assign(run=sets["run"] if "run" in sets else "")
+    runs = sets.groupby("method")["run"].nunique()
+    return sets.assign(label=[m if runs[m] == 1 else f"{m} ({r})" for m, r in zip(sets["method"], sets["run"])])
+
+
+def _draw_panel(ax, sets: pd.DataFrame, points: pd.DataFrame, x: str, y: str, dataset: str,
+                colours: dict[str, str]) -> None:
+    for label, group in points.groupby("label", sort=True):
+        knob = pd_knob(group["method"].iloc[0])
         if knob in group.columns:
             group = group.sort_values(knob)
         col = lambda name: group[name].to_numpy(dtype=float)  # noqa: E731
         xs, ys = col(f"{x}_value"), col(f"{y}_value")
         xerr = [xs - col(f"{x}_ci_low"), col(f"{x}_ci_high") - xs]
         yerr = [ys - col(f"{y}_ci_low"), col(f"{y}_ci_high") - ys]
-        line = ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, marker="o", capsize=2, label=method,
+        line = ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, marker="o", capsize=2, label=label, color=colours[label],
                            linestyle="-" if knob in group.columns and len(group) > 1 else "none")
         if knob in group.columns:
             for xv, yv, kv in zip(xs, ys, group[knob]):
                 ax.annotate(f"{knob.removeprefix('knob_')}={kv}", (xv, yv), textcoords="offset points",
                             xytext=(4, 4), fontsize=7, color=line.lines[0].get_color())
-    ax.set_xlabel(_axis_label(sets, x))
-    ax.set_ylabel(_axis_label(sets, y))
+    x_better, y_better = higher_is_better(sets, x), higher_is_better(sets, y)
+    if x_better is not None and y_better is not None and len(points) > 1:
+        gx = points[f"{x}_value"].to_numpy(float) * (1 if x_better else -1)
+        gy = points[f"{y}_value"].to_numpy(float) * (1 if y_better else -1)
+        front = pareto_frontier(gx, gy)
+        ax.plot(points[f"{x}_value"].to_numpy(float)[front], points[f"{y}_value"].to_numpy(float)[front], ls="--",
+                color="0.45", lw=1, marker="s", mfc="none", ms=11, zorder=0, label="Pareto frontier")
+    if x_better is False:
+        ax.invert_xaxis()
+    if y_better is False:
+        ax.invert_yaxis()
+    ax.set_xlabel(_axis_label(sets, x, horizontal=True))
+    ax.set_ylabel(_axis_label(sets, y, horizontal=False))
     ax.set_title(f"perception-distortion: {dataset}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+
+
+def pd_tradeoff(sets: pd.DataFrame, x: str = "psnr", y: str | None = None, dataset: str | None = None) -> Figure:
+    """The perception-distortion chart of `sets.parquet` rows (of one run, or several with a `run` column).
+
+    One panel per dataset (`dataset="all"`); the better corner is the top right for every metric pair.
+    """
+    y = y or default_perception_metric(sets)
+    datasets = choose_datasets(sets, dataset)
+    store.check_single_spec(sets[sets["metric"].isin([x, y])])
+    sets = with_labels(sets)
+    colours = {label: f"C{i % 10}" for i, label in enumerate(sorted(sets["label"].unique()))}  # same in every panel
+    panels = [(name, pd_points(sets, x, y, name)) for name in datasets]
+    cols = min(len(panels), 2)
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 5.2 * rows), dpi=120, squeeze=False)
+    for ax, (name, points) in zip(axes.flat, panels):
+        _draw_panel(ax, sets, points, x, y, name, colours)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
     fig.tight_layout()
     return fig

@@ -150,8 +150,26 @@ def load(run_dir: str | os.PathLike, columns: list[str] | None = None) -> pd.Dat
     return frame
 
 
+def load_sets(run_dirs: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """The `sets.parquet` rows of several runs, with a `run` column (the directory's name) saying whose."""
+    frames = []
+    for run_dir in map(Path, run_dirs):
+        if not (run_dir / "sets.parquet").exists():
+            raise FileNotFoundError(f"{run_dir} has no sets.parquet: run `lpmrf-bench run --out {run_dir}` first")
+        frames.append(pd.read_parquet(run_dir / "sets.parquet").assign(run=run_dir.resolve().name))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def knob_columns(frame: pd.DataFrame) -> list[str]:
     return sorted(c for c in frame.columns if c.startswith("knob_"))
+
+
+def config_labels(frame: pd.DataFrame) -> pd.Series:
+    """"method knob=v ..." per row: how tables, charts and verdicts name a configuration."""
+    knobs = knob_columns(frame)
+    labels = [method + "".join(f" {k.removeprefix('knob_')}={v}" for k, v in zip(knobs, values) if pd.notna(v))
+              for method, *values in frame[["method", *knobs]].itertuples(index=False)]
+    return pd.Series(labels, index=frame.index, dtype=object)
 
 
 def check_single_spec(frame: pd.DataFrame) -> None:

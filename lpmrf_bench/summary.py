@@ -62,10 +62,8 @@ def summarize(run_dir: Path, config_ids: set[str] | None = None) -> pd.DataFrame
         sets = sets[sets["config_id"].isin(config_ids)]
     if sets.empty:
         return pd.DataFrame()
-    knobs = store.knob_columns(sets)
     sets = sets.copy()
-    sets["config"] = sets.apply(lambda r: r["method"] + "".join(
-        f" {k.removeprefix('knob_')}={r[k]}" for k in knobs if pd.notna(r[k])), axis=1)
+    sets["config"] = store.config_labels(sets)
     sets["cell"] = sets.apply(lambda r: f"{r['value']:.4g} [{r['ci_low']:.4g}, {r['ci_high']:.4g}]", axis=1)
     table = sets.pivot_table(index=["config", "dataset", "split"], columns="metric", values="cell", aggfunc="first")
     n = sets.groupby(["config", "dataset", "split"])["n"].max()

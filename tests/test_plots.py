@@ -12,18 +12,20 @@ from lpmrf_bench.plots import pd_tradeoff
 from lpmrf_bench.restorers import RESTORERS
 
 
-@pytest.fixture()
-def run_dir(tmp_path, photo_pairs, monkeypatch):
-    monkeypatch.setitem(RESTORERS._targets, "test-scale", "test_run_cli:SCALE")
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, photo_pairs):
+    root = tmp_path_factory.mktemp("plots")
     for name, degraded, clean in photo_pairs:
-        write_png(tmp_path / "pairs" / "lq" / f"{name}.png", degraded)
-        write_png(tmp_path / "pairs" / "gt" / f"{name}.png", clean)
-    out = tmp_path / "run"
-    result = CliRunner().invoke(main, ["run", "--methods", "test-scale,identity", "--datasets", str(tmp_path / "pairs"),
-                                       "--sweep", "gain=1.0,0.8,0.9", "--metrics", "psnr,ssim", "--out", str(out),
-                                       "--no-progress"])
-    assert result.exit_code == 0, result.output
-    return out
+        write_png(root / "pairs" / "lq" / f"{name}.png", degraded)
+        write_png(root / "pairs" / "gt" / f"{name}.png", clean)
+    out = root / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(RESTORERS._targets, "test-scale", "test_run_cli:SCALE")
+        result = CliRunner().invoke(main, ["run", "--methods", "test-scale,identity", "--datasets", str(root / "pairs"),
+                                           "--sweep", "gain=1.0,0.8,0.9", "--metrics", "psnr,ssim", "--out", str(out),
+                                           "--no-progress"])
+        assert result.exit_code == 0, result.output
+        yield out  # the test method stays registered while the charts look up its PD knob
 
 
 def test_points_are_the_set_values_and_the_sweep_is_a_curve_in_knob_order(run_dir):
@@ -51,7 +53,7 @@ def test_cli_writes_the_chart_and_explains_bad_requests(run_dir):
     missing = runner.invoke(main, ["plot", "pd-tradeoff", str(run_dir), "--y", "lpips"])
     assert missing.exit_code == 1 and "no 'lpips' values" in missing.output
     no_default = runner.invoke(main, ["plot", "pd-tradeoff", str(run_dir)])
-    assert no_default.exit_code == 1 and "no perception metric in this run" in no_default.output
+    assert no_default.exit_code == 1 and "no perception metric in the run(s)" in no_default.output
 
 
 def test_mixed_specs_are_refused():
@@ -61,3 +63,74 @@ def test_mixed_specs_are_refused():
                          "value": [20.0, 0.5, 21.0, 0.6], "ci_low": 0.0, "ci_high": 30.0})
     with pytest.raises(ValueError, match="different specs"):
         pd_tradeoff(sets, "psnr", "ssim")
+
+
+LPIPS = "lpips/vgg-v0.1/pmrf-v1"  # registered: lower is better
+PSNR = "psnr/rgb-255-f64/pmrf-v1"
+
+
+def _two_runs() -> pd.DataFrame:
+    """Hand-made set values: pmrf swept over steps in run A, identity in runs A and B, two datasets."""
+    rows = []
+    points = {("A", "pmrf", 1): (27.0, 0.40), ("A", "pmrf", 5): (26.0, 0.30), ("A", "pmrf", 25): (25.0, 0.33),
+              ("A", "identity", None): (22.0, 0.50), ("B", "identity", None): (23.0, 0.45)}
+    for dataset, shift in (("celeba-test", 0.0), ("lfw-test", -1.0)):
+        for (run, method, steps), (psnr, lpips) in points.items():
+            for metric, spec, value in (("psnr", PSNR, psnr + shift), ("lpips", LPIPS, lpips)):
+                rows.append({"run": run, "config_id": f"{method}{steps}", "method": method, "knob_steps": steps,
+                             "dataset": dataset, "split": "test", "metric": metric, "spec": spec, "value": value,
+                             "ci_low": value - 0.01, "ci_high": value + 0.01})
+    frame = pd.DataFrame(rows)
+    frame["knob_steps"] = frame["knob_steps"].astype("Int64")
+    return frame
+
+
+def test_runs_side_by_side_panels_per_dataset_pareto_frontier_and_oriented_axes():
+    sets = _two_runs()
+    figure = pd_tradeoff(sets, "psnr", "lpips", "all")
+    panels = [ax for ax in figure.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["perception-distortion: celeba-test:test", "perception-distortion: lfw-test:test"]
+    ax = panels[0]
+    assert ax.yaxis_inverted() and not ax.xaxis_inverted()  # lower LPIPS is better: up is better on both axes
+    assert "lower is better, axis reversed: better is up" in ax.get_ylabel()
+    labels = {c.get_label() for c in ax.containers}
+    assert labels == {"pmrf", "identity (A)", "identity (B)"}
+    assert {t.get_text() for t in ax.texts} == {"steps=1", "steps=5", "steps=25"}
+    frontier = next(line for line in ax.get_lines() if line.get_label() == "Pareto frontier")
+    celeba = sets[sets.dataset == "celeba-test"].pivot_table(index=["run", "config_id"], columns="metric", values="value")
+    expected = []
+    for i, (p, l) in enumerate(zip(celeba["psnr"], celeba["lpips"])):  # brute force: no point at least as good on both
+        beaten = any(p2 >= p and l2 <= l and (p2 > p or l2 < l) for j, (p2, l2) in enumerate(zip(celeba["psnr"], celeba["lpips"])) if j != i)
+        if not beaten:
+            expected.append((p, l))
+    assert sorted(zip(frontier.get_xdata(), frontier.get_ydata())) == sorted(expected) == [(26.0, 0.30), (27.0, 0.40)]
+
+
+def test_runs_with_different_specs_are_refused():
+    sets = _two_runs()
+    sets.loc[(sets.run == "B") & (sets.metric == "psnr"), "spec"] = "psnr/rgb-01-eps1e-8/pyiqa-v1"
+    with pytest.raises(ValueError, match="different specs"):
+        pd_tradeoff(sets, "psnr", "lpips", "all")
+
+
+def test_cli_several_runs_and_vector_formats(run_dir, tmp_path):
+    runner = CliRunner()
+    for suffix, magic in ((".svg", b"<?xml"), (".pdf", b"%PDF")):
+        out = tmp_path / f"chart{suffix}"
+        done = runner.invoke(main, ["plot", "pd-tradeoff", str(run_dir), str(run_dir), "--y", "ssim", "--out", str(out)])
+        assert done.exit_code == 0, done.output
+        assert out.read_bytes().startswith(magic)
+    bad = runner.invoke(main, ["plot", "pd-tradeoff", str(run_dir), "--y", "ssim", "--out", str(tmp_path / "c.jpg")])
+    assert bad.exit_code == 2 and "--out must end in .png, .svg or .pdf" in bad.output
+
+
+def test_splits_of_one_dataset_are_separate_panels():
+    sets = _two_runs()
+    sets.loc[sets.dataset == "lfw-test", ["dataset", "split"]] = ["celeba-test", "val"]
+    figure = pd_tradeoff(sets, "psnr", "lpips", "all")
+    assert [ax.get_title() for ax in figure.axes] == ["perception-distortion: celeba-test:test",
+                                                      "perception-distortion: celeba-test:val"]
+    assert len(figure.axes[1].containers) == 3 and len(figure.axes[1].containers[2].lines[0].get_xdata()) == 3
+    with pytest.raises(ValueError, match="several datasets; choose one with --dataset NAME:SPLIT"):
+        pd_tradeoff(sets, "psnr", "lpips", "celeba-test")
+    assert pd_tradeoff(sets, "psnr", "lpips", "celeba-test:val").axes[0].get_title().endswith("celeba-test:val")

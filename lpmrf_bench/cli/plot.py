@@ -1,37 +1,84 @@
-"""`lpmrf-bench plot pd-tradeoff`: the perception-distortion chart of a run directory."""
+"""`lpmrf-bench plot pd-tradeoff` and `plot convergence`: charts drawn from run directories."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
-import pandas as pd
 
-from lpmrf_bench.atomic import atomic_write
-from lpmrf_bench.plots import pd_tradeoff
+FORMATS = ("png", "svg", "pdf")
+RunDir = click.Path(exists=True, file_okay=False, path_type=Path)
 
 
 @click.group("plot")
 def plot_group() -> None:
-    """Charts drawn from a run directory."""
+    """Charts drawn from run directories."""
+
+
+def _save(figure, out: Path) -> None:
+    from lpmrf_bench.atomic import atomic_write
+
+    atomic_write(out, lambda tmp: figure.savefig(tmp, format=out.suffix.lstrip(".").lower()))
+    click.echo(f"wrote {out}")
+
+
+def _check_format(out: Path | None) -> None:
+    if out is not None and out.suffix.lstrip(".").lower() not in FORMATS:
+        raise click.UsageError(f"--out must end in .png, .svg or .pdf, got {out.name}")
 
 
 @plot_group.command("pd-tradeoff")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("run_dirs", nargs=-1, required=True, type=RunDir)
 @click.option("--x", "x", default="psnr", show_default=True, help="Distortion metric (horizontal axis).")
 @click.option("--y", "y", default=None, help="Perception metric (default: the first of fid, kid, niqe, musiq, "
-                                              "clipiqa, lpips in the run).")
-@click.option("--dataset", default=None, help="Dataset of the run to draw (needed when it has several).")
+                                              "clipiqa, lpips in the runs).")
+@click.option("--dataset", default=None, help="Dataset to draw (needed when there are several), or `all`: a panel each.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Image file (png, pdf, svg; default RUN_DIR/pd-tradeoff.png).")
-def pd_tradeoff_command(run_dir: Path, x: str, y: str | None, dataset: str | None, out: Path | None) -> None:
-    """Each configuration at (distortion, perception) with 95% intervals; PD-knob sweeps joined as curves."""
-    sets_path = run_dir / "sets.parquet"
-    if not sets_path.exists():
-        raise click.ClickException(f"{run_dir} has no sets.parquet: run `lpmrf-bench run --out {run_dir}` first")
+              help="Image file: .png, .svg or .pdf (default: FIRST_RUN_DIR/pd-tradeoff.png).")
+def pd_tradeoff_command(run_dirs: tuple[Path, ...], x: str, y: str | None, dataset: str | None, out: Path | None) -> None:
+    """Every configuration of RUN_DIRS at (distortion, perception) with 95% intervals; PD-knob sweeps as curves.
+
+    The Pareto frontier over all points is marked; the better corner is the top right for any metric pair.
+    """
+    from lpmrf_bench.plots import pd_tradeoff
+    from lpmrf_bench.store import load_sets
+
+    _check_format(out)
     try:
-        figure = pd_tradeoff(pd.read_parquet(sets_path), x, y, dataset)
-    except ValueError as exc:
+        figure = pd_tradeoff(load_sets(run_dirs), x, y, dataset)
+    except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    out = out or run_dir / "pd-tradeoff.png"
-    atomic_write(out, lambda tmp: figure.savefig(tmp, format=out.suffix.lstrip(".") or "png"))
-    click.echo(f"wrote {out}")
+    _save(figure, out or run_dirs[0] / "pd-tradeoff.png")
+
+
+@plot_group.command("convergence")
+@click.argument("run_dirs", nargs=-1, required=True, type=RunDir)
+@click.option("--metric", default="fid", show_default=True, help="Validation metric logged by the training runs.")
+@click.option("--x", "x", type=click.Choice(["step", "wall", "images"]), default="step", show_default=True,
+              help="Training progress axis.")
+@click.option("--at-step", type=float, default=None,
+              help="Step of each later run where the steps-to-match arrow starts (default: its first logged step).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Image file: .png, .svg or .pdf (default: FIRST_RUN_DIR/convergence.png).")
+def convergence_command(run_dirs: tuple[Path, ...], metric: str, x: str, at_step: float | None, out: Path | None) -> None:
+    """METRIC against training progress for training runs (their convergence.parquet).
+
+    The first run is the baseline: on the step axis an arrow from each other run's value at --at-step to where
+    the baseline first reaches it reads the steps-to-match ratio (as `lpmrf-bench speedup`).
+    """
+    from lpmrf_bench.convergence import load_curve
+    from lpmrf_bench.convergence_plot import convergence_chart
+
+    _check_format(out)
+    names = [d.resolve().name for d in run_dirs]
+    if len(set(names)) < len(names):
+        raise click.UsageError("the run directories' names must differ (they name the curves)")
+    try:
+        figure, readings = convergence_chart({n: load_curve(d, metric) for n, d in zip(names, run_dirs)}, metric, x,
+                                             at_step)
+    except (FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    for name, reading in readings:
+        reached = (f"{names[0]} first reaches it at step {reading.baseline_step:.1f}: {reading.ratio:.2f}x the steps"
+                   if reading.ratio is not None else f"{names[0]} never reaches it within its logged steps")
+        click.echo(f"{name} reaches {metric} {reading.target:.4g} at step {reading.candidate_step:g}; {reached}")
+    _save(figure, out or run_dirs[0] / "convergence.png")

@@ -66,4 +66,14 @@ def protocol(name: str) -> dict[str, str]:
     return PROTOCOLS[name]
 
 
-__all__ = ["METRICS", "PROTOCOLS", "MetricBatch", "MetricSpec", "SetValue", "protocol"]
+def find_metric(spec: str) -> MetricSpec | None:
+    """The registered metric of a stored spec string, or None (unknown here, or its plug-in failed to load)."""
+    from lpmrf_bench.registry import UnavailableError
+
+    try:
+        return METRICS.get(spec)
+    except (KeyError, UnavailableError):
+        return None
+
+
+__all__ = ["METRICS", "PROTOCOLS", "MetricBatch", "MetricSpec", "SetValue", "find_metric", "protocol"]
