@@ -29,5 +29,5 @@ def random_state(shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str, tor
 
 
 def reference_input() -> torch.Tensor:
-    """Two 64x64 images in [-1, 1] (the network's input range)."""
-    return torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(REFERENCE_SEED)) * 2 - 1
+    """Two 32x32 images in [-1, 1] (the network's input range)."""
+    return torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(REFERENCE_SEED)) * 2 - 1

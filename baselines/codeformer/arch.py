@@ -44,9 +44,9 @@ class CodeFormerConfig:
 
 CONFIGS = {
     "codeformer": CodeFormerConfig(),
-    # 64x64 in, the same 16x16x256 latent (the published forward assumes it), 32/32/64 channels.
-    "codeformer_tiny": CodeFormerConfig(img_size=64, nf=32, ch_mult=(1, 1, 2), codebook_size=64, dim_embd=64,
-                                        n_head=4, n_layers=2, connect_list=("16", "32", "64")),
+    # 32x32 in, the same 16x16x256 latent (the published forward assumes it), 32/64 channels, fused at both.
+    "codeformer_tiny": CodeFormerConfig(img_size=32, nf=32, ch_mult=(1, 2), codebook_size=64, dim_embd=64,
+                                        n_head=4, n_layers=2, connect_list=("16", "32")),
 }
 
 

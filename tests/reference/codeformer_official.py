@@ -35,16 +35,16 @@ TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
 from _codeformer_tiny import REFERENCE_CASES, REFERENCE_SEED, random_state, reference_input  # noqa: E402
 
-# The tiny configuration (tests: CONFIGS["codeformer_tiny"]): 64x64 in, channels 32/32/64, attention at 16.
-TINY = dict(img_size=64, nf=32, ch_mult=[1, 1, 2], dim_embd=64, n_head=4, n_layers=2, codebook_size=64,
-            connect_list=["16", "32", "64"])
-# encoder blocks: 0 conv | 1 res 2 res 3 down | 4 res 5 res 6 down | 7 res 8 attn 9 res 10 attn | 11 res 12 attn
-# 13 res 14 norm 15 conv; generator: 0 conv 1 res 2 attn 3 res | 4 res 5 attn 6 res 7 attn 8 up | 9 res 10 res
-# 11 up | 12 res 13 res | 14 norm 15 conv. Fuse points follow the published comments (second / first residual
-# block of a level; before the attention at 16).
-TINY_TABLES = dict(channels={"16": 64, "32": 32, "64": 32},
-                   fuse_encoder_block={"64": 2, "32": 5, "16": 9},
-                   fuse_generator_block={"16": 6, "32": 9, "64": 12})
+# The tiny configuration (tests: CONFIGS["codeformer_tiny"]): 32x32 in, channels 32/64, attention at 16.
+TINY = dict(img_size=32, nf=32, ch_mult=[1, 2], dim_embd=64, n_head=4, n_layers=2, codebook_size=64,
+            connect_list=["16", "32"])
+# encoder blocks: 0 conv | 1 res 2 res 3 down | 4 res 5 attn 6 res 7 attn | 8 res 9 attn 10 res 11 norm 12 conv;
+# generator: 0 conv 1 res 2 attn 3 res | 4 res 5 attn 6 res 7 attn 8 up | 9 res 10 res | 11 norm 12 conv.
+# Fuse points follow the published comments (encoder: a level's second residual block; generator: its first,
+# and before the last attention layer at 16).
+TINY_TABLES = dict(channels={"16": 64, "32": 32},
+                   fuse_encoder_block={"32": 2, "16": 6},
+                   fuse_generator_block={"16": 6, "32": 9})
 OUT = TESTS / "reference" / "codeformer_official_tiny.safetensors"
 
 
