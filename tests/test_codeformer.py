@@ -31,6 +31,15 @@ TINY = CONFIGS["codeformer_tiny"]
 CPU = torch.device("cpu")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny convolutions are dominated by thread hand-offs on a shared CPU (10x slower with 2 threads here)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_net(seed: int = REFERENCE_SEED) -> CodeFormer:
     net = CodeFormer(TINY).eval()
     net.load_state_dict(random_state({k: tuple(v.shape) for k, v in net.state_dict().items()}, seed), strict=True)
