@@ -23,6 +23,7 @@ from lpmrf_bench.models.state_dicts import load_state_dict_strict
 from lpmrf_bench.plots import pd_tradeoff
 from lpmrf_bench.restorers import RESTORERS, RestoreBatch, RestoreInputError, image_seed
 from lpmrf_bench.store import load
+from lpmrf_bench.weights import WeightsMissingError
 
 HERE = Path(__file__).parent
 MANIFEST = json.loads((HERE / "manifests" / "codeformer.json").read_text())
@@ -156,10 +157,22 @@ def test_wrong_files_list_their_keys(tmp_path, folder):
     with pytest.raises(ValueError) as info:
         SPEC.load(str(wrong), CPU)
     assert "missing 514 keys" in str(info.value) and "unexpected 1 keys, e.g. ['foo.weight']" in str(info.value)
+    result = CliRunner().invoke(main, ["run", "--methods", "codeformer", "--weights", f"codeformer={wrong}",
+                                       "--datasets", "synthetic-faces", "--limit", "1", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "Error: codeformer: " in result.output and "missing 514 keys" in result.output
+    assert "Traceback" not in result.output
     truncated = tmp_path / "truncated.pth"
     truncated.write_bytes(wrong.read_bytes()[:200])
     with pytest.raises(ValueError, match="not a readable PyTorch checkpoint"):
         SPEC.load(str(truncated), CPU)
+
+
+def test_missing_release_file_is_one_message_naming_source_and_place():
+    with pytest.raises(WeightsMissingError) as info:  # the tests run offline with an empty cache
+        SPEC.load(None, CPU)
+    message = str(info.value)
+    assert "codeformer.pth" in message and "sczhou/CodeFormer/releases/download/v0.1.0/codeformer.pth" in message
+    assert "codeformer/codeformer.pth" in message  # where to put it in the cache
 
 
 @pytest.mark.slow

@@ -48,6 +48,8 @@ def load_codeformer(weights: str | None) -> CodeFormer:
     from lpmrf_bench.models.pmrf_loading import swinir_state_from_pth  # basicsr's key conventions
 
     path = resolve(CODEFORMER_PTH) if weights in (None, "official") else Path(weights).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"CodeFormer weights {str(path)!r} do not exist")
     if path.is_dir() and is_checkpoint(path):
         state, config = load_checkpoint(path)
         if config.get("kind") != KIND:
