@@ -31,7 +31,8 @@ def synchronize(device: torch.device) -> None:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads of {os.cpu_count()} cores"
+    cpu = platform.processor() or platform.machine()
+    return f"CPU {cpu}, {torch.get_num_threads()} threads of {os.cpu_count()} cores"
 
 
 def time_restore(restorer, lq: torch.Tensor, knobs: dict, repeats: int) -> float:

@@ -53,7 +53,8 @@ def folder(tmp_path_factory) -> str:
 
 
 def make_batch(ids, size=32):
-    lq = torch.stack([torch.rand(3, size, size, generator=torch.Generator().manual_seed(sum(map(ord, i)))) for i in ids])
+    lq = torch.stack([torch.rand(3, size, size, generator=torch.Generator().manual_seed(sum(map(ord, i))))
+                      for i in ids])
     return RestoreBatch(lq=lq, image_ids=ids, seeds=[image_seed(0, "synthetic", i, 0) for i in ids])
 
 
@@ -195,7 +196,8 @@ def test_fidelity_sweep_is_one_configuration_per_w_and_a_pd_curve(tmp_path, fold
         write_png(tmp_path / "pairs" / "lq" / f"{name}.png", (clean // 2 + 64).astype(np.uint8))
     out = tmp_path / "run"
     result = CliRunner().invoke(main, [
-        "run", "--methods", "codeformer", "--weights", f"codeformer={folder}", "--datasets", str(tmp_path / "pairs"), "--sweep", "fidelity=0,0.5,1", "--metrics", "psnr,ssim", "--out", str(out), "--no-progress"])
+        "run", "--methods", "codeformer", "--weights", f"codeformer={folder}", "--datasets", str(tmp_path / "pairs"),
+        "--sweep", "fidelity=0,0.5,1", "--metrics", "psnr,ssim", "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
     rows = load(out)
     assert sorted(rows["knob_fidelity"].unique()) == [0.0, 0.5, 1.0] and rows["config_id"].nunique() == 3

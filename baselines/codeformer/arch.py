@@ -182,8 +182,9 @@ class FuseSFT(nn.Module):
     def __init__(self, c: int):
         super().__init__()
         self.encode_enc = ResBlock(2 * c, c)
-        self.scale = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.LeakyReLU(0.2, True), nn.Conv2d(c, c, 3, padding=1))
-        self.shift = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.LeakyReLU(0.2, True), nn.Conv2d(c, c, 3, padding=1))
+        self.scale, self.shift = (
+            nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.LeakyReLU(0.2, True), nn.Conv2d(c, c, 3, padding=1))
+            for _ in range(2))
 
     def forward(self, enc: torch.Tensor, dec: torch.Tensor, w: float) -> torch.Tensor:
         h = self.encode_enc(torch.cat([enc, dec], dim=1))
@@ -212,7 +213,8 @@ class CodeFormer(nn.Module):
         self.position_emb = nn.Parameter(torch.zeros(cfg.latent_side**2, cfg.dim_embd))
         self.feat_emb = nn.Linear(cfg.emb_dim, cfg.dim_embd)
         self.ft_layers = nn.Sequential(*(TransformerSALayer(cfg.dim_embd, cfg.n_head) for _ in range(cfg.n_layers)))
-        self.idx_pred_layer = nn.Sequential(nn.LayerNorm(cfg.dim_embd), nn.Linear(cfg.dim_embd, cfg.codebook_size, bias=False))
+        self.idx_pred_layer = nn.Sequential(nn.LayerNorm(cfg.dim_embd),
+                                            nn.Linear(cfg.dim_embd, cfg.codebook_size, bias=False))
         self.fuse_convs_dict = nn.ModuleDict({s: FuseSFT(cfg.channels(int(s))) for s in cfg.connect_list})
 
     def forward(self, x: torch.Tensor, w: float = 0.0, adain: bool = False
