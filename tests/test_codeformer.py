@@ -204,7 +204,7 @@ def test_fidelity_sweep_is_one_configuration_per_w_and_a_pd_curve(tmp_path, fold
     sets = pd.read_parquet(out / "sets.parquet")
     ax = pd_tradeoff(sets, "psnr", "ssim").axes[0]
     assert {t.get_text() for t in ax.texts} == {"fidelity=0.0", "fidelity=0.5", "fidelity=1.0"}
-    line = ax.containers[0].lines[0]
+    line = {container.get_label(): container.lines[0] for container in ax.containers}["codeformer"]
     want = sets[sets.metric == "psnr"].sort_values("knob_fidelity")["value"].to_numpy()
     np.testing.assert_allclose(np.asarray(line.get_xdata(), float), want)
     assert line.get_linestyle() == "-"
