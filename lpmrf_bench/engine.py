@@ -32,6 +32,7 @@ from lpmrf_bench.plan import (MethodConfig, MethodPlan, MetricPlan, PlanError, p
 from lpmrf_bench.restorers import LoadedRestorer, RestoreBatch, RestoreInputError, image_seed
 from lpmrf_bench.run_dir import open_run_dir
 from lpmrf_bench.summary import summarize, write_sets
+from lpmrf_bench.weights import WeightsError
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +200,10 @@ class Runner:
     def _loaded(self, method: MethodPlan) -> LoadedRestorer:
         """Build a method's networks once, on first need (a fully stored method is never loaded)."""
         if method.name not in self.loaded:
-            self.loaded[method.name] = method.spec.load(method.weights_arg, self.device)
+            try:
+                self.loaded[method.name] = method.spec.load(method.weights_arg, self.device)
+            except ValueError as exc:  # a file the method cannot read (wrong keys, not a checkpoint): one message
+                raise WeightsError(f"{method.name}: {exc}") from exc
         return self.loaded[method.name]
 
     def _run_method_on(self, method: MethodPlan, dataset: Dataset) -> None:

@@ -28,16 +28,22 @@ class Knob:
     help: str = ""
     pd: bool = False  # the knob that traces the perception-distortion curve (e.g. PMRF's `steps`)
     choices: tuple[Any, ...] | None = None
+    bounds: tuple[Any, Any] | None = None  # inclusive (low, high), e.g. CodeFormer's fidelity in [0, 1]
 
     def parse(self, text: str) -> Any:
-        """Convert a command-line string to this knob's type, checking choices."""
+        """Convert a command-line string to this knob's type, checking choices and bounds."""
         try:
             value = self.type(text)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"knob {self.name!r} takes a {self.type.__name__}, got {text!r}") from exc
         if self.choices is not None and value not in self.choices:
             raise ValueError(f"knob {self.name!r} must be one of {list(self.choices)}, got {value!r}")
+        if self.bounds is not None and not self.bounds[0] <= value <= self.bounds[1]:
+            raise ValueError(f"knob {self.name!r} must be in [{self.bounds[0]}, {self.bounds[1]}], got {value!r}")
         return value
+
+
+PRECISION = Knob("precision", str, "fp32", "fp32, or bf16 autocast for the networks", choices=("fp32", "bf16"))
 
 
 def image_seed(seed: int, dataset: str, image_id: str, sample: int) -> int:
@@ -74,6 +80,33 @@ class RestoreBatch:
         return torch.stack(draws).to(device=self.lq.device, dtype=dtype)
 
 
+def check_size(lq: torch.Tensor, size: int | None, method: str, image_ids: Sequence[str] | None = None) -> None:
+    """Refuse inputs the networks were not built for; with `image_ids`, per image (the engine records each)."""
+    if size is None or tuple(lq.shape[-2:]) == (size, size):
+        return
+    reason = (f"{method} with these weights restores {size}x{size} aligned face crops; got "
+              f"{lq.shape[-2]}x{lq.shape[-1]}. Align and resize the faces to {size}x{size} first.")
+    if image_ids is None:
+        raise ValueError(reason)
+    raise RestoreInputError({image_id: reason for image_id in image_ids})
+
+
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """bf16 autocast for the `precision=bf16` knob, a no-op for fp32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def restore_signed(net: Callable[[torch.Tensor], torch.Tensor], lq: torch.Tensor, precision: str) -> torch.Tensor:
+    """Run a network trained on [-1, 1] images the way basicsr-based inference does (CodeFormer, GFPGAN).
+
+    `normalize(x, 0.5, 0.5)` in, then `tensor2img(out, min_max=(-1, 1))`: clamp to [-1, 1] and map back to [0, 1]
+    (the 8-bit rounding is the engine's). `net` maps the normalised batch to the network's image output.
+    """
+    with torch.no_grad(), autocast(lq.device, precision):
+        out = net((lq - 0.5) / 0.5)
+    return (out.float().clamp(-1, 1) + 1) / 2
+
+
 class LoadedRestorer(Protocol):
     """What `RestorerSpec.load` returns: maps a batch and knob values to restored images in [0,1]."""
 
@@ -89,6 +122,8 @@ class RestorerSpec:
     files they need, so `weights list` and the default run can tell which sets are available.
     `input_size` is the square side the method's default weights require (None = any size); a loaded
     restorer with an `input_size` attribute overrides it (tiny or embedded weights take other sizes).
+    `load_random(device, seed)`, where given, builds the default weights' architecture with seeded random
+    values, so speed can be measured (`benchmarks/restorers.py`) on a machine without the published files.
     """
 
     name: str
@@ -100,6 +135,7 @@ class RestorerSpec:
     licence: str = ""
     input_size: int | None = None
     stochastic: bool = False
+    load_random: Callable[[torch.device, int], LoadedRestorer] | None = None
 
     @property
     def pd_knob(self) -> Knob | None:

@@ -7,7 +7,6 @@ the same draw for every K and every batch composition. The networks load only in
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,26 +22,9 @@ from lpmrf_bench.models.pmrf_loading import (
     load_posterior_mean,
 )
 from lpmrf_bench.models.sampler import Velocity, sample_euler, time_grid
-from lpmrf_bench.restorers.base import Knob, RestoreBatch, RestoreInputError, RestorerSpec
+from lpmrf_bench.restorers.base import PRECISION, Knob, RestoreBatch, RestorerSpec, autocast, check_size
 
-PRECISION = Knob("precision", str, "fp32", "fp32, or bf16 autocast for the networks", choices=("fp32", "bf16"))
 PUBLISHED_SIZE = 512  # SwinIR's stored shift masks and the HDiT were built and trained for 512x512 crops
-
-
-def check_size(lq: torch.Tensor, size: int | None, method: str, image_ids: Sequence[str] | None = None) -> None:
-    """Refuse inputs the networks were not built for; with `image_ids`, per image (the engine records each)."""
-    if size is None or tuple(lq.shape[-2:]) == (size, size):
-        return
-    reason = (f"{method} with these weights restores {size}x{size} aligned face crops; got "
-              f"{lq.shape[-2]}x{lq.shape[-1]}. Align and resize the faces to {size}x{size} first.")
-    if image_ids is None:
-        raise ValueError(reason)
-    raise RestoreInputError({image_id: reason for image_id in image_ids})
-
-
-def autocast(device: torch.device, precision: str) -> torch.autocast:
-    """bf16 autocast for the `precision=bf16` knob, a no-op for fp32."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def cached_posterior_mean(mmse: nn.Module, batch: RestoreBatch, precision: str) -> torch.Tensor:
