@@ -15,8 +15,8 @@ import torch
 
 from lpmrf_bench.models.pmrf_loading import swinir_state_from_pth
 from lpmrf_bench.models.state_dicts import load_state_dict_strict, read_torch_file
-from lpmrf_bench.restorers.base import RestoreBatch, RestorerSpec
-from lpmrf_bench.restorers.pmrf import PRECISION, PUBLISHED_SIZE, autocast, check_size
+from lpmrf_bench.restorers.base import PRECISION, RestoreBatch, RestorerSpec, check_size, restore_signed
+from lpmrf_bench.restorers.pmrf import PUBLISHED_SIZE
 from lpmrf_bench.weights import WeightFile, WeightsMissingError, register, resolve
 from lpmrf_baselines.gfpgan.network import GFPGAN_CONFIGS, GFPGANConfig, GFPGANv1Clean
 
@@ -36,8 +36,7 @@ DEFAULT_WEIGHTS = "v1.4"
 
 def load_gfpgan_file(path: str | Path, config: GFPGANConfig = GFPGAN_CONFIGS["gfpgan_v1_clean"]) -> GFPGANv1Clean:
     """A GFPGAN release file as it is, loaded strictly: `params_ema`, else `params` (as `GFPGANer` picks; the
-    shared BasicSR-convention reader also takes a bare state dict). For speed alone, `GFPGANRestorer(
-    GFPGANv1Clean())` runs the full-size network on its random initial values, no file needed."""
+    shared BasicSR-convention reader also takes a bare state dict)."""
     state = swinir_state_from_pth(read_torch_file(path), str(path))
     net = GFPGANv1Clean(config)
     load_state_dict_strict(net, state, path)
@@ -67,13 +66,19 @@ class GFPGANRestorer:
     def __call__(self, batch: RestoreBatch, knobs: dict[str, Any]) -> torch.Tensor:
         check_size(batch.lq, self.input_size, "gfpgan", batch.image_ids)
         noise = [batch.noise(shape, f"gfpgan-decoder-noise{i}") for i, shape in enumerate(self.net.noise_shapes())]
-        with torch.no_grad(), autocast(batch.lq.device, knobs["precision"]):
-            out = self.net(batch.lq * 2 - 1, noise)
-        return (out.float().clamp(-1, 1) + 1) / 2
+        return restore_signed(lambda x: self.net(x, noise), batch.lq, knobs["precision"])
 
 
 def load_gfpgan_restorer(weights: str | None, device: torch.device) -> GFPGANRestorer:
     return GFPGANRestorer(load_gfpgan_file(gfpgan_weights_path(weights)).to(device))
+
+
+def random_gfpgan_restorer(device: torch.device, seed: int) -> GFPGANRestorer:
+    """The released architecture on seeded random values: for speed measurements without the files."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = GFPGANv1Clean()
+    return GFPGANRestorer(net.eval().requires_grad_(False).to(device))
 
 
 GFPGAN = RestorerSpec(
@@ -87,4 +92,5 @@ GFPGAN = RestorerSpec(
     licence=f"Apache-2.0 (GFPGAN code); weights {WEIGHTS_TERMS}",
     input_size=PUBLISHED_SIZE,
     stochastic=True,  # fresh decoder noise per call, as published
+    load_random=random_gfpgan_restorer,
 )
