@@ -144,6 +144,11 @@ class Trainer:
             total += loss.item() / cfg.grad_accum
             for k, v in parts.items():
                 parts_sum[k] = parts_sum.get(k, 0.0) + v / cfg.grad_accum
+        if self.ranks.world_size > 1:  # log the global batch's loss, not this rank's share
+            values = torch.tensor([total, *parts_sum.values()], dtype=torch.float64, device=self.device)
+            torch.distributed.all_reduce(values)
+            total, *rest = (values / self.ranks.world_size).tolist()
+            parts_sum = dict(zip(parts_sum, rest))
         if cfg.grad_clip > 0:
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             parts_sum["grad_norm"] = float(norm)

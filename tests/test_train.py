@@ -1,0 +1,126 @@
+"""Training: loss falls for every recipe, the exports restore through `run --weights` with the values validation
+logged, a toy flow learns the straight path, bf16 runs."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from _train_tiny import losses, tiny_train
+from lpmrf_bench.cli.main import main
+from lpmrf_bench.models.archs import build_arch
+from lpmrf_bench.models.sampler import flow_matching_loss, sample_euler, stratified_uniform, time_grid
+from lpmrf_bench.train.loop import update_ema
+
+VALIDATE = ["val_every=2", "val_images=4", "val_batch_size=2", "ema_decay=0.5", "steps=2"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Two threads on a shared 2-core machine run these tiny networks ~10x slower than one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    """Each recipe trained for 2 steps with validation; the flows on the posterior mean and VAE trained here."""
+    root = tmp_path_factory.mktemp("chain")
+    torch.set_num_threads(1)
+    pm = tiny_train("posterior-mean", root / "pm", *VALIDATE)
+    vae = tiny_train("vae", root / "vae", *VALIDATE)
+    deps = [f"posterior_mean={pm.export_dir}"]
+    pmrf = tiny_train("pmrf", root / "pmrf", *VALIDATE, *deps)
+    latent = tiny_train("latent-pmrf", root / "latent", *VALIDATE, *deps, f"vae={vae.export_dir}")
+    return {"posterior-mean": pm, "vae-recon": vae, "pmrf": pmrf, "latent-pmrf": latent, "root": root}
+
+
+@pytest.mark.slow
+def test_exports_restore_through_run_with_the_validated_values(chain):
+    methods = ["posterior-mean", "vae-recon", "pmrf", "latent-pmrf"]
+    args = ["run", "--methods", ",".join(methods), "--datasets", "synthetic-faces:val", "--limit", "4",
+            "--metrics", "psnr", "--set", "steps=2", "--out", str(chain["root"] / "run"), "--no-progress"]
+    for m in methods:
+        args += ["--weights", f"{m}={chain[m].export_dir}"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    rows = pd.read_parquet(chain["root"] / "run" / "metrics" / "part-consolidated.parquet") \
+        if (chain["root"] / "run" / "metrics" / "part-consolidated.parquet").exists() else None
+    from lpmrf_bench import store
+    frame = store.load(chain["root"] / "run")
+    for m in methods:
+        logged = pd.read_parquet(chain[m].run_dir / "convergence.parquet")
+        last = logged[(logged["metric"] == "psnr") & (logged["step"] == 2)].iloc[0]
+        ours = frame[(frame["method"] == m) & (frame["metric"] == "psnr")]
+        assert len(ours) == last["n"] == 4
+        assert ours["spec"].iloc[0] == last["spec"]
+        assert ours["value"].mean() == pytest.approx(last["value"], rel=1e-12), m
+    del rows
+
+
+@pytest.mark.slow
+def test_convergence_log_has_the_design_schema_and_a_grid_per_validation(chain):
+    run_dir = chain["pmrf"].run_dir
+    frame = pd.read_parquet(run_dir / "convergence.parquet")
+    assert list(frame.columns) == ["run_id", "step", "wall_s", "images_seen", "metric", "spec", "value", "n"]
+    assert sorted(frame["step"].unique()) == [2]
+    assert (frame["images_seen"] == 2 * 4).all() and (frame["wall_s"] > 0).all()
+    assert (run_dir / "samples" / "step-00000002.png").is_file()
+    from lpmrf_bench.convergence import load_curve
+    assert list(load_curve(run_dir, "psnr")["step"]) == [2]  # what `speedup` reads
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe, extra, ratio", [
+    ("posterior-mean", [], 0.6),
+    ("vae", [], 0.8),
+    ("pmrf", ["posterior_mean={pm}"], 0.8),
+    ("latent-pmrf", ["posterior_mean={pm}", "vae={vae}"], 0.97),
+])
+def test_loss_falls(chain, tmp_path, recipe, extra, ratio):
+    """Mean loss of the last quarter of 32 steps vs the first quarter, same seeded data stream."""
+    deps = {"pm": chain["posterior-mean"].export_dir, "vae": chain["vae-recon"].export_dir}
+    tiny_train(recipe, tmp_path / "r", "steps=32", "lr=2e-3", *(e.format(**deps) for e in extra))
+    loss = losses(tmp_path / "r").to_numpy()
+    assert loss[-8:].mean() < ratio * loss[:8].mean(), loss
+
+
+@pytest.mark.slow
+def test_toy_flow_learns_the_straight_path():
+    """Two points: source a, target b. Flow matching with stratified times should learn v = b - a everywhere, so one
+    Euler step from a lands on b (checked against the closed form, not the training loss)."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.rand(1, 3, 16, 16, generator=gen), torch.rand(1, 3, 16, 16, generator=gen)
+    net = build_arch("hdit_tiny")
+    ema = build_arch("hdit_tiny")
+    ema.load_state_dict(net.state_dict())
+    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, betas=(0.9, 0.95))
+    batch = 8
+    for step in range(150):
+        times = stratified_uniform(batch, torch.Generator().manual_seed(step))
+        loss = flow_matching_loss(net, b.expand(batch, -1, -1, -1), a.expand(batch, -1, -1, -1), times, "t")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        update_ema(ema, net, 0.9)
+    with torch.no_grad():
+        one_step = sample_euler(ema, a, time_grid(1, "t"))
+    start_gap = (a - b).abs().mean().item()
+    assert (one_step - b).abs().mean().item() < 0.1 * start_gap
+
+
+def test_ema_update_is_the_exponential_average():
+    model, ema = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    expected = {k: 0.9 * ema.state_dict()[k] + 0.1 * v for k, v in model.state_dict().items()}
+    update_ema(ema, model, 0.9)
+    for k, v in ema.state_dict().items():
+        torch.testing.assert_close(v, expected[k], rtol=0, atol=1e-7)
+
+
+def test_bf16_training_runs_and_logs_finite_losses(tmp_path):
+    result = tiny_train("posterior-mean", tmp_path / "r", "steps=2", "precision=bf16")
+    assert result.progress.step == 2
+    assert losses(tmp_path / "r").notna().all() and torch.isfinite(torch.tensor(losses(tmp_path / "r").to_numpy())).all()
