@@ -8,7 +8,9 @@ import torch
 from click.testing import CliRunner
 
 from _train_tiny import losses, tiny_train
+from lpmrf_bench import store
 from lpmrf_bench.cli.main import main
+from lpmrf_bench.convergence import load_curve
 from lpmrf_bench.models.archs import build_arch
 from lpmrf_bench.models.sampler import flow_matching_loss, sample_euler, stratified_uniform, time_grid
 from lpmrf_bench.train.loop import update_ema
@@ -47,9 +49,6 @@ def test_exports_restore_through_run_with_the_validated_values(chain):
         args += ["--weights", f"{m}={chain[m].export_dir}"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    rows = pd.read_parquet(chain["root"] / "run" / "metrics" / "part-consolidated.parquet") \
-        if (chain["root"] / "run" / "metrics" / "part-consolidated.parquet").exists() else None
-    from lpmrf_bench import store
     frame = store.load(chain["root"] / "run")
     for m in methods:
         logged = pd.read_parquet(chain[m].run_dir / "convergence.parquet")
@@ -58,7 +57,6 @@ def test_exports_restore_through_run_with_the_validated_values(chain):
         assert len(ours) == last["n"] == 4
         assert ours["spec"].iloc[0] == last["spec"]
         assert ours["value"].mean() == pytest.approx(last["value"], rel=1e-12), m
-    del rows
 
 
 @pytest.mark.slow
@@ -69,7 +67,6 @@ def test_convergence_log_has_the_design_schema_and_a_grid_per_validation(chain):
     assert sorted(frame["step"].unique()) == [2]
     assert (frame["images_seen"] == 2 * 4).all() and (frame["wall_s"] > 0).all()
     assert (run_dir / "samples" / "step-00000002.png").is_file()
-    from lpmrf_bench.convergence import load_curve
     assert list(load_curve(run_dir, "psnr")["step"]) == [2]  # what `speedup` reads
 
 

@@ -163,6 +163,7 @@ class Trainer:
         cfg, main = self.cfg, self.ranks.is_main
         if main:
             state.sweep_temporary(self.run_dir)
+        torch.manual_seed(cfg.seed)  # the global streams too (a fresh run's; a checkpoint restores its own)
         loaded = state.load_latest(self.run_dir, self.model, self.ema, self.optimizer, self.scheduler)
         progress = loaded or state.Progress()
         resumed_from = progress.step if loaded else None
