@@ -7,7 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from _train_tiny import losses, tiny_train
+from _train_tiny import losses, one_thread, single_thread, tiny_train  # noqa: F401 (one_thread: autouse fixture)
 from lpmrf_bench import store
 from lpmrf_bench.cli.main import main
 from lpmrf_bench.convergence import load_curve
@@ -18,25 +18,16 @@ from lpmrf_bench.train.loop import update_ema
 VALIDATE = ["val_every=2", "val_images=4", "val_batch_size=2", "ema_decay=0.5", "steps=2"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two threads on a shared 2-core machine run these tiny networks ~10x slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     """Each recipe trained for 2 steps with validation; the flows on the posterior mean and VAE trained here."""
     root = tmp_path_factory.mktemp("chain")
-    torch.set_num_threads(1)
-    pm = tiny_train("posterior-mean", root / "pm", *VALIDATE)
-    vae = tiny_train("vae", root / "vae", *VALIDATE)
-    deps = [f"posterior_mean={pm.export_dir}"]
-    pmrf = tiny_train("pmrf", root / "pmrf", *VALIDATE, *deps)
-    latent = tiny_train("latent-pmrf", root / "latent", *VALIDATE, *deps, f"vae={vae.export_dir}")
+    with single_thread():
+        pm = tiny_train("posterior-mean", root / "pm", *VALIDATE)
+        vae = tiny_train("vae", root / "vae", *VALIDATE)
+        deps = [f"posterior_mean={pm.export_dir}"]
+        pmrf = tiny_train("pmrf", root / "pmrf", *VALIDATE, *deps)
+        latent = tiny_train("latent-pmrf", root / "latent", *VALIDATE, *deps, f"vae={vae.export_dir}")
     return {"posterior-mean": pm, "vae-recon": vae, "pmrf": pmrf, "latent-pmrf": latent, "root": root}
 
 

@@ -15,20 +15,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from _train_tiny import QUIET, TINY, losses, tiny_train
+from _train_tiny import QUIET, TINY, losses, one_thread, single_thread, tiny_train  # noqa: F401 (one_thread: autouse fixture)
 from lpmrf_bench.cli.main import main
 from lpmrf_bench.models.checkpoint import load_checkpoint, save_checkpoint
 from lpmrf_bench.train.state import complete_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def assert_same_state(a: Path, b: Path) -> None:
@@ -62,9 +54,9 @@ def test_resume_is_bit_identical(tmp_path):
 def two_and_three(tmp_path_factory):
     """A posterior-mean run checkpointed at steps 2 and 3, and a copy of its step-2 state to perturb."""
     root = tmp_path_factory.mktemp("perturb")
-    torch.set_num_threads(1)
-    tiny_train("posterior-mean", root / "a", "steps=2", "checkpoint_every=1", "keep_checkpoints=5")
-    tiny_train("posterior-mean", root / "a", "steps=3", "checkpoint_every=1", "keep_checkpoints=5")
+    with single_thread():
+        tiny_train("posterior-mean", root / "a", "steps=2", "checkpoint_every=1", "keep_checkpoints=5")
+        tiny_train("posterior-mean", root / "a", "steps=3", "checkpoint_every=1", "keep_checkpoints=5")
     return root
 
 

@@ -29,7 +29,7 @@ class TrainConfig:
 
     data: str = "synthetic-faces:train"  # HQ images: a folder, or synthetic-faces[-N]:train
     degradation: str = "difface"  # the pipeline that makes LQ from HQ on the fly (scaled to the image size)
-    val_data: str = "synthetic-faces:val"  # a paired dataset spec
+    val_data: str = ""  # a paired dataset spec; "" = the val split of synthetic-faces[-N] when training on it
     val_images: int = 16  # the first N images of val_data
     val_every: int = 1000  # 0 = no validation
     val_batch_size: int = 8

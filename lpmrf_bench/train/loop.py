@@ -29,7 +29,7 @@ from lpmrf_bench.plan import stable_hash
 from lpmrf_bench.restorers import RestoreBatch, image_seed
 from lpmrf_bench.train import state
 from lpmrf_bench.train.config import ConfigError, TrainConfig, to_dict
-from lpmrf_bench.train.pairs import PairSource, load_pairs, micro_indices, open_pairs
+from lpmrf_bench.train.pairs import PairSource, default_validation, load_pairs, micro_indices, open_pairs
 from lpmrf_bench.train.recipes import Task, build_task
 from lpmrf_bench.train.validate import Validator, build_metrics
 
@@ -112,7 +112,10 @@ class Trainer:
             strict = cfg.val_metrics != TrainConfig.val_metrics  # named ones must run; defaults may be skipped
             metrics, notes = build_metrics(cfg.val_metrics, self.device, strict)
             self.notes += notes
-            self.validator = Validator.open(cfg.val_data, cfg.val_images, metrics, cfg.seed, cfg.val_batch_size,
+            val_data = cfg.val_data or default_validation(cfg.data)
+            if val_data is None:
+                raise ConfigError(f"val_data: give a paired validation set for data {cfg.data!r} (or val_every=0)")
+            self.validator = Validator.open(val_data, cfg.val_images, metrics, cfg.seed, cfg.val_batch_size,
                                             self.device, data_root)
         self.id = run_id(recipe, cfg)
 

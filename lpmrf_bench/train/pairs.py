@@ -89,6 +89,13 @@ def _synthetic_size(spec: str) -> int | None:
     return DATASETS.get(name).resolution
 
 
+def default_validation(spec: str) -> str | None:
+    """`synthetic-faces[-N]:val` for a synthetic-faces training spec (same size), None for other data."""
+    if _synthetic_size(spec) is None:
+        return None
+    return f"{spec.partition(':')[0]}:val"
+
+
 def open_pairs(spec: str, degradation: str, seed: int, data_root: str | None = None) -> PairSource:
     """The pair source of a `--data` spec, degraded by the named pipeline."""
     if degradation not in PIPELINES:
