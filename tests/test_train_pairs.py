@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from _train_tiny import one_thread, tiny_train  # noqa: F401 (one_thread: autouse fixture)
 from lpmrf_bench.data.degrade import DIFFACE, degrade

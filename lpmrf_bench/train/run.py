@@ -61,6 +61,8 @@ def train(recipe: str, config_file: Path | None, sets: list[str], data: str | No
         result = trainer.train()
     except settings.ConfigError as exc:
         raise TrainError(str(exc), usage=True) from exc
-    except (DatasetError, WeightsError, CheckpointError, UnknownNameError, ValueError) as exc:
+    except (DatasetError, UnknownNameError) as exc:
+        raise TrainError(str(exc).splitlines()[0], usage=True) from exc
+    except (WeightsError, CheckpointError, ValueError) as exc:
         raise TrainError(str(exc).splitlines()[0]) from exc
     return result if trainer.ranks.is_main else None
