@@ -7,7 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from _train_tiny import losses, one_thread, single_thread, tiny_train  # noqa: F401 (one_thread: autouse fixture)
+from _train_tiny import TINY, losses, one_thread, single_thread, tiny_train  # noqa: F401 (one_thread: autouse fixture)
 from lpmrf_bench import store
 from lpmrf_bench.cli.main import main
 from lpmrf_bench.convergence import load_curve
@@ -112,3 +112,25 @@ def test_bf16_training_runs_and_logs_finite_losses(tmp_path):
     result = tiny_train("posterior-mean", tmp_path / "r", "steps=2", "precision=bf16")
     assert result.progress.step == 2
     assert losses(tmp_path / "r").notna().all() and torch.isfinite(torch.tensor(losses(tmp_path / "r").to_numpy())).all()
+
+
+def test_vae_kl_term_is_the_gaussian_kl():
+    from torch.distributions import Normal, kl_divergence
+
+    from lpmrf_bench.train.recipes import kl_to_standard_normal
+    gen = torch.Generator().manual_seed(0)
+    mean, logvar = torch.randn(2, 4, 3, 3, generator=gen), torch.randn(2, 4, 3, 3, generator=gen)
+    expected = kl_divergence(Normal(mean, (0.5 * logvar).exp()), Normal(0.0, 1.0)).sum(dim=(1, 2, 3)).mean()
+    torch.testing.assert_close(kl_to_standard_normal(mean, logvar), expected)
+
+
+def test_vae_without_lpips_weights_says_the_term_is_dropped(tmp_path):
+    args = ["train", "vae", "--out", str(tmp_path / "r"), "--set", "steps=1", "--set", "batch_size=2",
+            "--set", "val_every=1", "--set", "val_images=2", "--set", "progress=false"]
+    args += [a for s in TINY["vae"] if not s.startswith("lpips") for a in ("--set", s)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "note: the LPIPS term is dropped" in result.output and "validation skips lpips" in result.output
+    assert set(losses(tmp_path / "r").index) == {1}
+    assert set(pd.read_parquet(tmp_path / "r" / "loss.parquet").columns) >= {"l1", "kl"}
+    assert "lpips" not in pd.read_parquet(tmp_path / "r" / "loss.parquet").columns

@@ -67,3 +67,15 @@ def test_cli_typo_exits_2_with_one_line(tmp_path):
 def test_cli_unknown_recipe_exits_2():
     result = CliRunner().invoke(main, ["train", "gan"])
     assert result.exit_code == 2 and "gan" in result.output
+
+
+def test_missing_posterior_mean_weights_fail_with_one_line(tmp_path):
+    result = CliRunner().invoke(main, ["train", "pmrf", "--set", "arch=hdit_tiny", "--set", "val_every=0",
+                                       "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1
+    assert "swinir_restoration512_L1.pth" in result.output and "Traceback" not in result.output
+
+
+def test_unknown_data_spec_exits_2(tmp_path):
+    result = CliRunner().invoke(main, ["train", "posterior-mean", "--data", "no-such-set:train", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "no-such-set" in result.output

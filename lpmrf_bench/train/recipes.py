@@ -119,6 +119,11 @@ def _lpips_vgg(device: torch.device) -> tuple[nn.Module | None, str | None]:
         return None, f"the LPIPS term is dropped: {str(exc).splitlines()[0]}"
 
 
+def kl_to_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(logvar)) || N(0, I)) summed over latent elements, averaged over the batch (diffusers' kl())."""
+    return 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(dim=(1, 2, 3)).mean()
+
+
 def vae_task(cfg: VAEConfig, device: torch.device, size: int) -> Task:
     try:
         config = SimVAEConfig(block_out_channels=cfg.block_out_channels, mid_block_out_channel=cfg.block_out_channels[-1],
@@ -134,7 +139,7 @@ def vae_task(cfg: VAEConfig, device: torch.device, size: int) -> Task:
         mean, logvar = net.encode(x)
         recon = net.decode(SimVAE.sample(mean, logvar, batch.noise(mean.shape[1:], "vae-posterior")))
         l1 = (recon - x).abs().mean()
-        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).sum(dim=(1, 2, 3)).mean()  # diffusers' kl()
+        kl = kl_to_standard_normal(mean, logvar)
         total, parts = l1 + cfg.kl_weight * kl, {"l1": l1.item(), "kl": kl.item()}
         if lpips_net is not None:
             perceptual = lpips_net(recon.float().clamp(-1, 1), x).mean()
