@@ -134,3 +134,17 @@ def test_vae_without_lpips_weights_says_the_term_is_dropped(tmp_path):
     assert set(losses(tmp_path / "r").index) == {1}
     assert set(pd.read_parquet(tmp_path / "r" / "loss.parquet").columns) >= {"l1", "kl"}
     assert "lpips" not in pd.read_parquet(tmp_path / "r" / "loss.parquet").columns
+
+
+def test_posterior_mean_export_loads_every_tensor(tmp_path):
+    """Our posterior-mean folder round-trips, and every float tensor of the loaded network matters."""
+    from _pmrf_tiny import perturbed_outputs_differ, randomize
+    from lpmrf_bench.models.pmrf_loading import load_posterior_mean, save_posterior_mean
+
+    model = randomize(build_arch("swinir_tiny"), 3).eval()
+    save_posterior_mean(tmp_path / "pm", model, "swinir_tiny", 64)
+    loaded, size = load_posterior_mean(str(tmp_path / "pm"))
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert size == 64 and torch.equal(loaded(x), model(x))
+        assert perturbed_outputs_differ(loaded, lambda m: m(x)) == []
