@@ -84,11 +84,10 @@ class Trainer:
         device_name = None if cfg.device == "auto" else cfg.device
         if device_name and device_name.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError("device: cuda was asked for but torch sees no CUDA device")
-        self.ranks: Ranks = from_environment("cuda" if (device_name or ("cuda" if torch.cuda.is_available() else "cpu"))
-                                             .startswith("cuda") else "cpu")
+        on_cuda = device_name.startswith("cuda") if device_name else torch.cuda.is_available()
+        self.ranks: Ranks = from_environment("cuda" if on_cuda else "cpu")
         self.device = device_for(device_name, self.ranks)
-        per_micro = cfg.batch_size % (self.ranks.world_size * cfg.grad_accum)
-        if per_micro:
+        if cfg.batch_size % (self.ranks.world_size * cfg.grad_accum):
             raise ConfigError(f"batch_size {cfg.batch_size} must split evenly over {self.ranks.world_size} rank(s) x "
                               f"grad_accum {cfg.grad_accum}")
         self.pairs: PairSource = open_pairs(cfg.data, cfg.degradation, cfg.seed, data_root)
