@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from _train_tiny import one_thread, tiny_train  # noqa: F401 (one_thread: autouse fixture)
@@ -56,3 +57,11 @@ def test_training_on_a_folder(tmp_path):
         write_png(tmp_path / "hq" / f"{i}.png", generate_face(100 + i, 64))
     result = tiny_train("posterior-mean", tmp_path / "run", "steps=2", f"data={tmp_path / 'hq'}")
     assert result.progress.images_seen == 8 and (tmp_path / "run/export/model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_same_training(tmp_path):
+    tiny_train("posterior-mean", tmp_path / "inline", "steps=3")
+    tiny_train("posterior-mean", tmp_path / "workers", "steps=3", "workers=2")
+    a, b = (pd.read_parquet(tmp_path / n / "loss.parquet")["loss"] for n in ("inline", "workers"))
+    assert a.tolist() == b.tolist()

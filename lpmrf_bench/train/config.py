@@ -16,7 +16,7 @@ from typing import Any
 
 # Fields that may change when a run resumes (they change how it runs, not what it computes).
 RUNTIME_FIELDS = ("steps", "device", "compile", "progress", "log_every", "val_every", "checkpoint_every",
-                  "keep_checkpoints")
+                  "keep_checkpoints", "workers")
 
 
 class ConfigError(ValueError):
@@ -50,6 +50,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     log_every: int = 1  # loss-log rows every N steps
     device: str = "auto"  # auto (cuda when available), cpu, cuda
+    workers: int = 0  # processes rendering and degrading the next step's pairs (0 = inline)
     progress: bool = True
 
     def check(self) -> None:
@@ -58,7 +59,7 @@ class TrainConfig:
                     "log_every", "checkpoint_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1, got {getattr(self, key)}")
-        for key in ("val_every", "warmup_steps", "grad_clip", "lr", "weight_decay"):
+        for key in ("val_every", "warmup_steps", "grad_clip", "lr", "weight_decay", "workers"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must not be negative, got {getattr(self, key)}")
         if not 0 <= self.ema_decay < 1:

@@ -28,8 +28,8 @@ from lpmrf_bench.models.sampler import stratified_uniform
 from lpmrf_bench.plan import stable_hash
 from lpmrf_bench.restorers import RestoreBatch, image_seed
 from lpmrf_bench.train import state
-from lpmrf_bench.train.config import ConfigError, TrainConfig, to_dict
-from lpmrf_bench.train.pairs import PairSource, default_validation, load_pairs, micro_indices, open_pairs
+from lpmrf_bench.train.config import RUNTIME_FIELDS, ConfigError, TrainConfig, to_dict
+from lpmrf_bench.train.pairs import PairLoader, PairSource, default_validation, micro_indices, open_pairs
 from lpmrf_bench.train.recipes import Task, build_task
 from lpmrf_bench.train.validate import Validator, build_metrics
 
@@ -52,7 +52,7 @@ class TrainResult:
 
 def run_id(recipe: str, cfg: TrainConfig) -> str:
     """Stable across resumes: a hash of the recipe and the settings that decide the result."""
-    identity = {k: v for k, v in to_dict(cfg).items() if k not in ("steps", "device", "compile", "progress")}
+    identity = {k: v for k, v in to_dict(cfg).items() if k not in RUNTIME_FIELDS}
     return f"train-{recipe}-{stable_hash(identity, 12)}"
 
 
@@ -91,6 +91,7 @@ class Trainer:
             raise ConfigError(f"batch_size {cfg.batch_size} must split evenly over {self.ranks.world_size} rank(s) x "
                               f"grad_accum {cfg.grad_accum}")
         self.pairs: PairSource = open_pairs(cfg.data, cfg.degradation, cfg.seed, data_root)
+        self.loader = PairLoader(self.pairs, cfg.workers)
         self.task: Task = build_task(recipe, cfg, self.device, self.pairs.size)
         self.notes = list(self.task.notes)
         self.model = self.task.model
@@ -119,11 +120,19 @@ class Trainer:
         self.id = run_id(recipe, cfg)
 
     # one optimiser step -------------------------------------------------------------------------------------
-    def _micro_batch(self, step: int, micro: int) -> tuple[RestoreBatch, torch.Tensor]:
+    def _indices(self, step: int, micro: int) -> tuple[range, list[int]]:
+        """This rank's positions in the global batch of (step, micro), and their global image indices."""
         cfg = self.cfg
         js = micro_indices(step, cfg.batch_size, self.ranks.rank, self.ranks.world_size, micro, cfg.grad_accum)
-        indices = [step * cfg.batch_size + j for j in js]
-        gt, lq = load_pairs(self.pairs, indices, self.device)
+        return js, [step * cfg.batch_size + j for j in js]
+
+    def _micro_batch(self, step: int, micro: int) -> tuple[RestoreBatch, torch.Tensor]:
+        cfg = self.cfg
+        js, indices = self._indices(step, micro)
+        for ahead in (step, step + 1):  # keep workers one optimiser step ahead
+            for m in range(cfg.grad_accum):
+                self.loader.prefetch(self._indices(ahead, m)[1])
+        gt, lq = self.loader.load(indices, self.device)
         seeds = [image_seed(cfg.seed, SEED_SPACE, str(g), 0) for g in indices]
         # the global batch's stratified times, drawn identically on every rank; this rank takes its block
         generator = torch.Generator().manual_seed(image_seed(cfg.seed, SEED_SPACE, f"times/{step}", 0))
@@ -175,31 +184,34 @@ class Trainer:
                    disable=not (cfg.progress and main), file=sys.stderr)
         start, start_wall, start_step = time.perf_counter(), progress.wall_s, progress.step
         last_loss = None
-        while progress.step < cfg.steps:
-            row = self.step(progress.step)
-            progress.step += 1
-            progress.images_seen += cfg.batch_size
-            progress.wall_s = start_wall + time.perf_counter() - start
-            last_loss = row["loss"]
-            if main and progress.step % cfg.log_every == 0:
-                losses.append({"run_id": self.id, "step": progress.step, "wall_s": progress.wall_s,
-                               "images_seen": progress.images_seen, "lr": self.scheduler.get_last_lr()[0], **row})
-            rate = (progress.step - start_step) / max(time.perf_counter() - start, 1e-9)
-            bar.set_postfix(loss=f"{row['loss']:.4g}", steps_s=f"{rate:.2f}", images_s=f"{rate * cfg.batch_size:.1f}")
-            bar.update(1)
-            done = progress.step == cfg.steps
-            if self.validator is not None and (progress.step % cfg.val_every == 0 or done):
-                paused = time.perf_counter()
-                convergence += self.validate(progress)
-                start += time.perf_counter() - paused  # wall_s counts training, not validation
-            self.ranks.barrier()
-            if progress.step % cfg.checkpoint_every == 0 or done:
-                if main:
-                    write_log(self.run_dir / LOSS_LOG, losses)
-                    write_log(self.run_dir / CONVERGENCE, convergence)
-                    state.save(self.run_dir, self.model, self.ema, self.optimizer, self.scheduler, progress,
-                               self.recipe, cfg.keep_checkpoints)
+        try:
+            while progress.step < cfg.steps:
+                row = self.step(progress.step)
+                progress.step += 1
+                progress.images_seen += cfg.batch_size
+                progress.wall_s = start_wall + time.perf_counter() - start
+                last_loss = row["loss"]
+                if main and progress.step % cfg.log_every == 0:
+                    losses.append({"run_id": self.id, "step": progress.step, "wall_s": progress.wall_s,
+                                   "images_seen": progress.images_seen, "lr": self.scheduler.get_last_lr()[0], **row})
+                rate = (progress.step - start_step) / max(time.perf_counter() - start, 1e-9)
+                bar.set_postfix(loss=f"{row['loss']:.4g}", steps_s=f"{rate:.2f}", images_s=f"{rate * cfg.batch_size:.1f}")
+                bar.update(1)
+                done = progress.step == cfg.steps
+                if self.validator is not None and (progress.step % cfg.val_every == 0 or done):
+                    paused = time.perf_counter()
+                    convergence += self.validate(progress)
+                    start += time.perf_counter() - paused  # wall_s counts training, not validation
                 self.ranks.barrier()
+                if progress.step % cfg.checkpoint_every == 0 or done:
+                    if main:
+                        write_log(self.run_dir / LOSS_LOG, losses)
+                        write_log(self.run_dir / CONVERGENCE, convergence)
+                        state.save(self.run_dir, self.model, self.ema, self.optimizer, self.scheduler, progress,
+                                   self.recipe, cfg.keep_checkpoints)
+                    self.ranks.barrier()
+        finally:
+            self.loader.close()
         bar.close()
         export = None
         if main:

@@ -7,7 +7,9 @@ and a resumed run replays exactly the images it would have seen (the data positi
 """
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Sequence
+from multiprocessing.pool import AsyncResult
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -107,12 +109,37 @@ def open_pairs(spec: str, degradation: str, seed: int, data_root: str | None = N
     return DatasetPairs(open_dataset(spec, data_root), seed, config)
 
 
-def load_pairs(source: PairSource, indices: Sequence[int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(gt, lq) float [B, 3, H, W] in [0, 1] of the global images `indices`."""
-    pairs = [source.pair(i) for i in indices]
-    gt, lq = (torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).float().div_(255.0).to(device)
-              for a in zip(*pairs))
-    return gt, lq
+def _render(source: PairSource, indices: tuple[int, ...]) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [source.pair(i) for i in indices]
+
+
+class PairLoader:
+    """Micro-batches of pairs, rendered inline or `workers` spawned processes ahead (the same images either way:
+    a pair is a pure function of its index). `prefetch(indices)` queues a coming micro-batch."""
+
+    def __init__(self, source: PairSource, workers: int = 0):
+        self.source = source
+        self.pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 0 else None
+        self.pending: dict[tuple[int, ...], AsyncResult] = {}
+
+    def prefetch(self, indices: Sequence[int]) -> None:
+        key = tuple(indices)
+        if self.pool is not None and key not in self.pending:
+            self.pending[key] = self.pool.apply_async(_render, (self.source, key))
+
+    def load(self, indices: Sequence[int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(gt, lq) float [B, 3, H, W] in [0, 1] of the global images `indices`."""
+        key = tuple(indices)
+        pending = self.pending.pop(key, None)
+        pairs = pending.get() if pending is not None else _render(self.source, key)
+        gt, lq = (torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).float().div_(255.0).to(device)
+                  for a in zip(*pairs))
+        return gt, lq
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool = None
 
 
 def micro_indices(step: int, batch_size: int, rank: int, world: int, micro: int, accum: int) -> range:
