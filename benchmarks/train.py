@@ -1,7 +1,8 @@
 """Training throughput: optimiser steps/s and images/s per recipe and size config on a device.
 
-    python benchmarks/train.py [--device cuda] [--sizes tiny,published] [--recipes posterior-mean,vae,pmrf,latent-pmrf]
-                               [--batch-size 8] [--steps 10] [--warmup 2] [--precision bf16] [--compile]
+    python benchmarks/train.py [--device cuda] [--sizes tiny,published]
+                               [--recipes posterior-mean,vae,pmrf,latent-pmrf] [--batch-size 8] [--steps 10]
+                               [--warmup 2] [--precision bf16] [--compile] [--workers N]
     python benchmarks/train.py --device cpu --sizes tiny --batch-size 4 --steps 5     # CPU smoke check
 
 Each figure times `Trainer.step` (data rendering and degradation, forward, backward, AdamW, EMA) after `--warmup`
@@ -49,7 +50,7 @@ def frozen_dependencies(size: str, folder: Path) -> dict[str, str]:
 
 def settings(recipe: str, size: str, deps: dict[str, str], args: argparse.Namespace) -> dict:
     s = SIZES[size]
-    values = {"data": s["data"], "val_every": 0, "progress": False, "batch_size": args.batch_size,
+    values = {"data": s["data"], "val_every": 0, "progress": False, "batch_size": args.batch_size, "workers": args.workers,
               "precision": args.precision, "compile": args.compile, "device": args.device,
               "lpips_weight": 0.0 if recipe == "vae" else None}
     if recipe == "vae":
@@ -87,10 +88,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--workers", type=int, default=0, help="processes rendering the next step's pairs ahead")
     args = parser.parse_args()
     name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else f"cpu ({torch.get_num_threads()} threads)"
-    print(f"device: {name}; batch {args.batch_size}, {args.precision}{', compiled' if args.compile else ''}; "
-          f"{args.steps} timed steps after {args.warmup}")
+    print(f"device: {name}; batch {args.batch_size}, {args.precision}{', compiled' if args.compile else ''}, "
+          f"{args.workers} data workers; {args.steps} timed steps after {args.warmup}")
     print(f"{'recipe':<16}{'size':<11}{'steps/s':>10}{'images/s':>11}")
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes.split(","):
@@ -100,6 +102,7 @@ def main() -> None:
                 cfg.check()
                 trainer = Trainer(recipe, cfg, Path(tmp) / f"run-{size}-{recipe}")
                 seconds = measure(trainer, args.steps, args.warmup)
+                trainer.loader.close()
                 print(f"{recipe:<16}{size:<11}{1 / seconds:>10.3f}{args.batch_size / seconds:>11.1f}")
 
 
