@@ -193,7 +193,8 @@ class Trainer:
                 last_loss = row["loss"]
                 if main and progress.step % cfg.log_every == 0:
                     losses.append({"run_id": self.id, "step": progress.step, "wall_s": progress.wall_s,
-                                   "images_seen": progress.images_seen, "lr": self.scheduler.get_last_lr()[0], **row})
+                                   "images_seen": progress.images_seen, "lr": self.scheduler.get_last_lr()[0],
+                                   "loss_spec": self.task.loss_spec, **row})
                 rate = (progress.step - start_step) / max(time.perf_counter() - start, 1e-9)
                 bar.set_postfix(loss=f"{row['loss']:.4g}", steps_s=f"{rate:.2f}", images_s=f"{rate * cfg.batch_size:.1f}")
                 bar.update(1)
@@ -208,7 +209,7 @@ class Trainer:
                         write_log(self.run_dir / LOSS_LOG, losses)
                         write_log(self.run_dir / CONVERGENCE, convergence)
                         state.save(self.run_dir, self.model, self.ema, self.optimizer, self.scheduler, progress,
-                                   self.recipe, cfg.keep_checkpoints)
+                                   self.recipe, to_dict(cfg), cfg.keep_checkpoints)
                     self.ranks.barrier()
         finally:
             self.loader.close()

@@ -55,6 +55,7 @@ class Task:
     export: Callable[[Path, nn.Module, bool], None]  # (folder, ema model, self_contained)
     restorer: str
     knobs: dict[str, Any]
+    loss_spec: str  # how the logged loss is computed (stored beside every loss value)
     notes: tuple[str, ...] = ()
 
 
@@ -84,7 +85,7 @@ def posterior_mean_task(cfg: PosteriorMeanConfig, device: torch.device, size: in
     def export(folder: Path, ema: nn.Module, self_contained: bool) -> None:
         save_posterior_mean(folder, ema, cfg.arch, size)
 
-    return Task(model, loss, export, "posterior-mean", {"precision": cfg.precision})
+    return Task(model, loss, export, "posterior-mean", {"precision": cfg.precision}, f"{cfg.loss}/rgb01/xhat-vs-gt")
 
 
 def vae_config_json(config: SimVAEConfig, size: int) -> dict[str, Any]:
@@ -150,7 +151,9 @@ def vae_task(cfg: VAEConfig, device: torch.device, size: int) -> Task:
     def export(folder: Path, ema: nn.Module, self_contained: bool) -> None:
         save_vae_folder(folder, ema, size)
 
-    return Task(model, loss, export, "vae-recon", {"latent_sample": "mode"}, (note,) if note else ())
+    terms = f"l1+{cfg.kl_weight:g}kl" + (f"+{cfg.lpips_weight:g}lpips-vgg" if lpips_net is not None else "")
+    return Task(model, loss, export, "vae-recon", {"latent_sample": "mode"}, f"{terms}/pm1/posterior-draw",
+                (note,) if note else ())
 
 
 def pmrf_task(cfg: PMRFConfig, device: torch.device, size: int) -> Task:
@@ -174,7 +177,7 @@ def pmrf_task(cfg: PMRFConfig, device: torch.device, size: int) -> Task:
         save_pmrf(folder, nets, ({"name": pm_ref.name, "sha256": pm_ref.sha256},))
 
     knobs = {"steps": cfg.val_steps, "noise_std": cfg.noise_std, "precision": cfg.precision}
-    return Task(model, loss, export, "pmrf", knobs)
+    return Task(model, loss, export, "pmrf", knobs, f"velocity-mse/t/stratified/noise{cfg.noise_std:g}")
 
 
 def _swinir_name(model: nn.Module) -> str:
@@ -237,7 +240,8 @@ def latent_pmrf_task(cfg: LatentPMRFConfig, device: torch.device, size: int) -> 
 
     knobs = {"steps": cfg.val_steps, "noise_std": cfg.noise_std, "latent_sample": "sample",
              "schedule": cfg.val_schedule, "precision": cfg.precision}
-    return Task(model, loss, export, "latent-pmrf", knobs)
+    spec = f"velocity-mse/{convention}x{scale:g}/stratified/noise{cfg.noise_std:g}/latent-draws"
+    return Task(model, loss, export, "latent-pmrf", knobs, spec)
 
 
 RECIPES: dict[str, Callable[[Any, torch.device, int], Task]] = {

@@ -3,9 +3,9 @@
 A checkpoint is a folder `checkpoints/step-NNNNNNNN/` in our safetensors + config format
 (`models.checkpoint`): tensors `model.*`, `ema.*`, `optimizer.<param>.<name>`, `rng.*`; the config holds the
 step, the data position (the next global image index; images are a pure function of it), wall time, the
-optimiser's param groups and the scheduler's state. It is written into a hidden temporary folder and renamed
-into place, so readers see a whole checkpoint or none; older ones beyond `keep` are deleted only after the new
-one is in place.
+optimiser's param groups, the scheduler's state and the run's resolved settings. It is written into a hidden
+temporary folder and renamed into place, so readers see a whole checkpoint or none; older ones beyond `keep` are
+deleted only after the new one is in place.
 """
 from __future__ import annotations
 
@@ -52,7 +52,8 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torc
 
 
 def save(run_dir: Path, model: nn.Module, ema: nn.Module, optimizer: torch.optim.Optimizer,
-         scheduler: torch.optim.lr_scheduler.LRScheduler, progress: Progress, recipe: str, keep: int) -> Path:
+         scheduler: torch.optim.lr_scheduler.LRScheduler, progress: Progress, recipe: str, settings: dict[str, Any],
+         keep: int) -> Path:
     """Write the checkpoint of `progress.step` atomically, then delete all but the newest `keep`."""
     folder = checkpoint_dir(run_dir)
     final = folder / f"{PREFIX}{progress.step:08d}"
@@ -63,7 +64,7 @@ def save(run_dir: Path, model: nn.Module, ema: nn.Module, optimizer: torch.optim
     if torch.cuda.is_available():
         tensors.update({f"rng.cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
     config: dict[str, Any] = {
-        "kind": KIND, "recipe": recipe, "step": progress.step, "wall_s": progress.wall_s,
+        "kind": KIND, "recipe": recipe, "settings": settings, "step": progress.step, "wall_s": progress.wall_s,
         "images_seen": progress.images_seen, "data_position": {"next_image": progress.images_seen},
         "optimizer_param_groups": optimizer.state_dict()["param_groups"], "scheduler": scheduler.state_dict(),
     }
