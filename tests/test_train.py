@@ -148,3 +148,12 @@ def test_posterior_mean_export_loads_every_tensor(tmp_path):
     with torch.no_grad():
         assert size == 64 and torch.equal(loaded(x), model(x))
         assert perturbed_outputs_differ(loaded, lambda m: m(x)) == []
+
+
+@pytest.mark.slow
+def test_speedup_reads_training_runs_as_they_are(chain):
+    result = CliRunner().invoke(main, ["speedup", str(chain["pmrf"].run_dir), str(chain["latent-pmrf"].run_dir),
+                                       "--metric", "psnr", "--higher-is-better"])
+    assert result.exit_code == 0, result.output
+    logged = pd.read_parquet(chain["latent-pmrf"].run_dir / "convergence.parquet")
+    assert f"psnr {logged['value'].iloc[0]:.4g} at step 2" in result.output
