@@ -79,3 +79,9 @@ def test_missing_posterior_mean_weights_fail_with_one_line(tmp_path):
 def test_unknown_data_spec_exits_2(tmp_path):
     result = CliRunner().invoke(main, ["train", "posterior-mean", "--data", "no-such-set:train", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "no-such-set" in result.output
+
+
+def test_unknown_validation_metric_exits_2(tmp_path):
+    result = CliRunner().invoke(main, ["train", "posterior-mean", "--set", "arch=swinir_tiny", "--set", "val_metrics=psnr,fid9",
+                                       "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "val_metrics: unknown metric 'fid9'" in result.output

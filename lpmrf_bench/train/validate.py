@@ -26,6 +26,7 @@ from lpmrf_bench.imageio import write_png
 from lpmrf_bench.metrics import METRICS, MetricBatch, SetValue, protocol
 from lpmrf_bench.metrics.base import unavailable_reason
 from lpmrf_bench.restorers import RESTORERS, RestoreBatch, image_seed
+from lpmrf_bench.train.config import ConfigError
 from lpmrf_bench.weights import WeightsError
 
 PROTOCOL = "pmrf"
@@ -66,7 +67,7 @@ def build_metrics(names: tuple[str, ...], device: torch.device, strict: bool) ->
     built, notes = [], []
     for name in names:
         if name not in VALIDATION_METRICS:
-            raise ValueError(f"val_metrics: unknown metric {name!r}; known: {', '.join(VALIDATION_METRICS)}")
+            raise ConfigError(f"val_metrics: unknown metric {name!r}; known: {', '.join(VALIDATION_METRICS)}")
         try:
             built.append(VALIDATION_METRICS[name](device))
         except (WeightsError, ImportError) as exc:
