@@ -11,6 +11,7 @@ from lpmrf_bench.cli.plot import plot_group
 from lpmrf_bench.cli.report import report_command
 from lpmrf_bench.cli.run import restore_command, run_command
 from lpmrf_bench.cli.speedup import speedup_command
+from lpmrf_bench.cli.train import train_command
 from lpmrf_bench.cli.weights import weights_group
 
 
@@ -31,3 +32,4 @@ main.add_command(data_group)
 main.add_command(plot_group)
 main.add_command(speedup_command)
 main.add_command(report_command)
+main.add_command(train_command)

@@ -6,7 +6,8 @@
 - Lightning `.ckpt`: `state_dict` and `hyper_parameters` as above, plus `ema.shadow_params`: the flow's EMA
   weights in `model.parameters()` order. The EMA weights are the ones evaluated (as PMRF's inference does).
 - DifFace's SwinIR `.pth`: `params_ema`, `params`, `state_dict` or a bare dict, `module.`/`model.` prefixes.
-- Our checkpoint folder (`lpmrf_bench.models.checkpoint`), with the same `model.`/`mmse_model.` keys.
+- Our checkpoint folder (`lpmrf_bench.models.checkpoint`), with the same `model.`/`mmse_model.` keys; a
+  posterior mean alone (`lpmrf-bench train posterior-mean`) is our folder of kind "posterior-mean", bare SwinIR keys.
 Missing, unexpected or mis-shaped keys are one error that lists them (`state_dicts.load_state_dict_strict`).
 """
 from __future__ import annotations
@@ -49,6 +50,7 @@ DIFFACE_SWINIR = register(WeightFile(
     description="DifFace SwinIR-L posterior-mean predictor, L1 on FFHQ-512 (PMRF's mmse model)",
 ))
 FLOW_PREFIX, MMSE_PREFIX = "model.", "mmse_model."
+POSTERIOR_MEAN_KIND = "posterior-mean"
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,13 @@ def checkpoint_config(nets: PMRFNetworks, depends_on: tuple[dict[str, str], ...]
 def save_pmrf(folder: str | Path, nets: PMRFNetworks, depends_on: tuple[dict[str, str], ...] = ()) -> Path:
     """Write `nets` in our checkpoint format, keys as in the published files (`model.*`, `mmse_model.*`)."""
     return save_checkpoint(folder, nets.state_dict(), checkpoint_config(nets, depends_on))
+
+
+def save_posterior_mean(folder: str | Path, model: nn.Module, arch: str, input_size: int | None) -> Path:
+    """Write a posterior-mean network alone (bare SwinIR keys) in our format; `load_posterior_mean` reads it."""
+    config = {"kind": POSTERIOR_MEAN_KIND, "posterior_mean": {"arch": arch, "fields": config_fields(model.config)},
+              "input_size": input_size}
+    return save_checkpoint(folder, model.state_dict(), config)
 
 
 def _subset(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -235,9 +244,19 @@ def posterior_mean_path(weights: str | None, weights_dir: str | None = None) -> 
 
 def load_posterior_mean(weights: str | None, weights_dir: str | None = None) -> tuple[nn.Module, int | None]:
     """The SwinIR posterior-mean network alone and the input size it expects: None/"official" = DifFace's
-    `swinir_restoration512_L1.pth`; a `.pth`/`.pt` in DifFace form (SwinIR-L); or any PMRF weight set (its
-    `mmse_model`)."""
+    `swinir_restoration512_L1.pth`; a `.pth`/`.pt` in DifFace form (SwinIR-L); our posterior-mean folder; or any
+    PMRF weight set (its `mmse_model`)."""
     path = posterior_mean_path(weights, weights_dir)
+    if path.is_dir() and is_checkpoint(path):
+        state, config = load_checkpoint(path)
+        if config.get("kind") == POSTERIOR_MEAN_KIND:
+            try:
+                arch = config["posterior_mean"]
+                model = build_arch(arch["arch"], arch["fields"])
+            except (KeyError, TypeError) as exc:
+                raise CheckpointError(f"{path}: config lacks posterior_mean.{exc}") from exc
+            load_state_dict_strict(model, state, path / "model.safetensors")
+            return model.eval(), config.get("input_size")
     if path.is_file() and path.suffix in (".pth", ".pt"):
         model = build_arch("swinir_L")
         load_state_dict_strict(model, swinir_state_from_pth(read_torch_file(path), str(path)), str(path))

@@ -1,0 +1,1 @@
+"""Training the four networks (`lpmrf-bench train`): recipes, the loop, checkpoints, validation."""
