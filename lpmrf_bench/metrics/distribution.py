@@ -1,0 +1,171 @@
+"""Distances between two sets of image features: Fréchet distance, kernel (KID) distance, improved precision/recall.
+
+Pure functions over float arrays [N, D]; no files, no networks (clean-fid's layering). Everything is float64.
+
+The Fréchet trace term tr(sqrt(S1 S2)) is computed from symmetric eigenproblems instead of `scipy.linalg.sqrtm`
+of the non-symmetric product, so rank-deficient covariances (fewer images than feature dimensions, the normal
+case below 2048 images) need no eps fallback: with S1 = X^T X (X the centred features / sqrt(n - 1)), the
+non-zero eigenvalues of S1 S2 are those of the n x n matrix X S2 X^T. The same identity makes the bootstrap
+cheap: one Gram matrix of the features, then an n x n eigenproblem per resample.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance (ddof 1, as clean-fid and pytorch-fid) of features [N, D]."""
+    feats = _as_features(features)
+    if feats.shape[0] < 2:
+        raise ValueError(f"a covariance needs at least 2 feature vectors, got {feats.shape[0]}")
+    return feats.mean(axis=0), np.cov(feats, rowvar=False)
+
+
+def _as_features(features: np.ndarray) -> np.ndarray:
+    feats = np.asarray(features, dtype=np.float64)
+    if feats.ndim != 2:
+        raise ValueError(f"features must be [N, D], got shape {feats.shape}")
+    return feats
+
+
+def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+    """Square root of a symmetric positive semi-definite matrix (round-off negatives clipped to 0)."""
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2.0)
+    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+
+
+def _trace_sqrt_of_psd(matrix: np.ndarray) -> float:
+    values = np.linalg.eigvalsh((matrix + matrix.T) / 2.0)
+    return float(np.sqrt(np.clip(values, 0.0, None)).sum())
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """tr(sqrt(sigma1 @ sigma2)) for covariance matrices: tr sqrt(A sigma1 A) with A = sqrt(sigma2)."""
+    root = _psd_sqrt(np.asarray(sigma2, dtype=np.float64))
+    return _trace_sqrt_of_psd(root @ np.asarray(sigma1, dtype=np.float64) @ root)
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """||mu1 - mu2||^2 + tr(sigma1) + tr(sigma2) - 2 tr(sqrt(sigma1 sigma2)) of two Gaussians."""
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.size, mu1.size):
+        raise ValueError(f"mismatched statistics: means {mu1.shape} and {mu2.shape}, covariances {sigma1.shape} "
+                         f"and {sigma2.shape} (features of different extractors?)")
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2))
+
+
+def frechet_distance_bootstrap(features: np.ndarray, mu_ref: np.ndarray, sigma_ref: np.ndarray,
+                               index: np.ndarray) -> np.ndarray:
+    """The Fréchet distance of `features[row]` to a fixed reference, for every row of `index` [R, N].
+
+    Equals `frechet_distance(*feature_statistics(features[row]), mu_ref, sigma_ref)` per row, computed from
+    n x n Gram matrices when N < D (the usual case) and from D x D covariances otherwise.
+    """
+    feats = _as_features(features)
+    n, d = feats.shape
+    index = np.atleast_2d(index)
+    if n >= d:
+        return np.array([frechet_distance(*feature_statistics(feats[row]), mu_ref, sigma_ref) for row in index])
+    cross = feats @ sigma_ref @ feats.T  # F S_ref F^T
+    gram = feats @ feats.T
+    centre = np.eye(index.shape[1]) - 1.0 / index.shape[1]
+    trace_ref = float(np.trace(sigma_ref))
+    values = np.empty(len(index))
+    for r, row in enumerate(index):
+        m = len(row)
+        mean = feats[row].mean(axis=0)
+        diff = mean - mu_ref
+        trace_own = float(np.trace(centre @ gram[np.ix_(row, row)] @ centre)) / (m - 1)
+        tr_sqrt = _trace_sqrt_of_psd(centre @ cross[np.ix_(row, row)] @ centre / (m - 1))
+        values[r] = diff @ diff + trace_own + trace_ref - 2.0 * tr_sqrt
+    return values
+
+
+def _cubic_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return (x @ y.T / x.shape[1] + 1.0) ** 3
+
+
+def kernel_distance(features1: np.ndarray, features2: np.ndarray, num_subsets: int = 100,
+                    max_subset_size: int = 1000, rng: np.random.RandomState | None = None) -> float:
+    """KID: the unbiased MMD^2 with the cubic polynomial kernel, averaged over random subsets of
+    min(N1, N2, max_subset_size) vectors of each set.
+
+    Draws exactly as clean-fid's `kernel_distance` (subset of set 2, then of set 1, per subset), from `rng`
+    (a seeded `np.random.RandomState`; clean-fid uses the global one), so equal seeds give equal values.
+    """
+    f1, f2 = _as_features(features1), _as_features(features2)
+    rng = rng if rng is not None else np.random.RandomState(0)
+    m = min(f1.shape[0], f2.shape[0], max_subset_size)
+    if m < 2:
+        raise ValueError(f"KID needs at least 2 feature vectors in each set, got {f1.shape[0]} and {f2.shape[0]}")
+    total = 0.0
+    for _ in range(num_subsets):
+        x = f2[rng.choice(f2.shape[0], m, replace=False)]
+        y = f1[rng.choice(f1.shape[0], m, replace=False)]
+        total += _mmd_term(_cubic_kernel(x, x), _cubic_kernel(y, y), _cubic_kernel(x, y))
+    return float(total / num_subsets / m)
+
+
+def _mmd_term(kxx: np.ndarray, kyy: np.ndarray, kxy: np.ndarray) -> float:
+    m = kxx.shape[0]
+    within = kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)
+    return within / (m - 1) - kxy.sum() * 2.0 / m
+
+
+def kernel_distance_bootstrap(features: np.ndarray, reference: np.ndarray, index: np.ndarray,
+                              num_subsets: int = 100, max_subset_size: int = 1000, seed: int = 0) -> np.ndarray:
+    """KID of `features[row]` against `reference` for every row of `index` [R, N].
+
+    The reference subsets are drawn once (from `seed`) and shared by all rows, so the spread reflects the
+    resampled images; kernels are computed once and gathered per subset.
+    """
+    feats, ref = _as_features(features), _as_features(reference)
+    index = np.atleast_2d(index)
+    m = min(index.shape[1], ref.shape[0], max_subset_size)
+    rng = np.random.RandomState(seed)
+    ref_subsets = [rng.choice(ref.shape[0], m, replace=False) for _ in range(num_subsets)]
+    positions = [rng.choice(index.shape[1], m, replace=False) for _ in range(num_subsets)]
+    used = np.unique(np.concatenate(ref_subsets))
+    where = np.searchsorted(used, np.arange(ref.shape[0]))
+    ref_used = ref[used]
+    k_ff = _cubic_kernel(feats, feats)
+    k_fr = _cubic_kernel(feats, ref_used)
+    ref_within = []
+    for subset in ref_subsets:
+        k = _cubic_kernel(ref[subset], ref[subset])
+        ref_within.append(k.sum() - np.trace(k))
+    values = np.empty(len(index))
+    for r, row in enumerate(index):
+        total = 0.0
+        for subset, within_ref, pos in zip(ref_subsets, ref_within, positions):
+            ids = row[pos]
+            kyy = k_ff[np.ix_(ids, ids)]
+            kxy = k_fr[np.ix_(ids, where[subset])]
+            total += (within_ref + kyy.sum() - np.trace(kyy)) / (m - 1) - kxy.sum() * 2.0 / m
+        values[r] = total / num_subsets / m
+    return values
+
+
+def _kth_neighbour_radii(features: np.ndarray, k: int) -> np.ndarray:
+    dist = _pairwise_distances(features, features)
+    return np.sort(dist, axis=1)[:, k]  # column 0 is the point itself
+
+
+def _pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    sq = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.sqrt(np.clip(sq, 0.0, None))
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019): precision is the share of fake vectors inside
+    the union of the real k-NN balls, recall the share of real vectors inside the fake k-NN balls."""
+    real, fake = _as_features(real), _as_features(fake)
+    if min(len(real), len(fake)) <= k:
+        raise ValueError(f"precision/recall with k={k} needs more than {k} vectors per set")
+    real_radii, fake_radii = _kth_neighbour_radii(real, k), _kth_neighbour_radii(fake, k)
+    dist = _pairwise_distances(fake, real)  # [fake, real]
+    precision = float((dist <= real_radii[None, :]).any(axis=1).mean())
+    recall = float((dist <= fake_radii[:, None]).any(axis=0).mean())
+    return precision, recall
