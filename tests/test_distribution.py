@@ -86,7 +86,7 @@ def test_kernel_bootstrap_row_equals_kernel_distance_with_the_same_draws():
 def test_precision_recall_against_explicit_loop():
     rng = np.random.default_rng(5)
     real = rng.standard_normal((25, 4))
-    fake = rng.standard_normal((20, 4)) * 0.5 + 1.5
+    fake = rng.standard_normal((20, 4)) + 1.0
     k = 3
 
     def radius(points, i):
