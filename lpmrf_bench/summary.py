@@ -46,7 +46,11 @@ def set_values(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
 
 
 def write_sets(run_dir: Path) -> pd.DataFrame:
+    """Rewrite the per-image metrics' rows of sets.parquet; feature-based rows (with a `reference`) are kept."""
     frame = set_values(store.load(run_dir))
+    path = run_dir / "sets.parquet"
+    if path.exists() and "reference" in (old := pd.read_parquet(path)).columns:
+        frame = pd.concat([frame, old[old["reference"].notna()]], ignore_index=True)
     if not frame.empty:
         store.write_parquet(run_dir / "sets.parquet", frame)
     return frame
