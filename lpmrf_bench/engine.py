@@ -347,7 +347,7 @@ class Runner:
                     self.rows.add("features", {**base, "extractor": EXTRACTORS.get(name).spec, "feature": feats[j]})
             if self.o.save_images:
                 suffix = f"_s{sample}" if sample else ""
-                write_png(self.run_dir / "outputs" / config.config_id / _safe(dataset) / f"{image_id}{suffix}.png",
+                write_png(output_folder(self.run_dir, config.config_id, dataset.name, dataset.split) / f"{image_id}{suffix}.png",
                           out8[j].permute(1, 2, 0).cpu().numpy())
         tally.count[config.config_id] += len(ids)
         self.restored += len(ids)
@@ -395,9 +395,10 @@ def _feature_marker(extractor_name: str) -> str:
     return f"feature:{EXTRACTORS.get(extractor_name).spec}"
 
 
-def _safe(dataset: Dataset) -> str:
-    name = Path(dataset.name).name if "/" in dataset.name else dataset.name
-    return f"{name}_{dataset.split}".replace(":", "_")
+def output_folder(run_dir: Path, config_id: str, dataset: str, split: str) -> Path:
+    """Where `--save-images` writes a configuration's PNGs for one dataset split."""
+    name = Path(dataset).name if "/" in dataset else dataset
+    return run_dir / "outputs" / config_id / f"{name}_{split}".replace(":", "_")
 
 
 def store_json(params: dict[str, Any]) -> str | None:

@@ -86,3 +86,39 @@ def upsert_sets(run_dir: Path, rows: pd.DataFrame) -> None:
         if knob in rows.columns and str(rows[knob].dtype) == "Int64":
             merged[knob] = merged[knob].astype("Int64")
     store.write_parquet(path, merged)
+
+
+def fill_from_saved_images(run_dir: Path, extractor_name: str, extract: Callable[[], FeatureFn],
+                           output_folder: Callable[[str, str, str], Path]) -> tuple[int, list[str]]:
+    """Compute features missing for scored images from the PNGs that `--save-images` wrote.
+
+    Returns (features added, the images still missing, as `config_id dataset:split image_id`). `extract` builds
+    the extractor on first need; `output_folder(config_id, dataset, split)` is where the run saved the PNGs.
+    """
+    from lpmrf_bench.imageio import read_image
+
+    spec = EXTRACTORS.get(extractor_name).spec
+    scored = store.load(run_dir)
+    if scored.empty:
+        return 0, []
+    knobs = store.knob_columns(scored)
+    images = scored.drop_duplicates(store.FEATURE_KEY[:-1])
+    have = store.load_features(run_dir, spec)
+    done = set(have[store.FEATURE_KEY[:-1]].itertuples(index=False, name=None)) if not have.empty else set()
+    rows, missing, fn = [], [], None
+    for row in images.itertuples(index=False):
+        key = (row.config_id, row.dataset, row.split, row.image_id, int(row.sample))
+        if key in done:
+            continue
+        suffix = f"_s{row.sample}" if row.sample else ""
+        path = output_folder(row.config_id, row.dataset, row.split) / f"{row.image_id}{suffix}.png"
+        if not path.is_file():
+            missing.append(f"{row.config_id} {row.dataset}:{row.split} {row.image_id}")
+            continue
+        fn = fn or extract()
+        image, _ = read_image(path)
+        feature = fn(torch.from_numpy(image).permute(2, 0, 1)[None].contiguous())[0].numpy().astype(np.float32)
+        rows.append({**{c: getattr(row, c) for c in [*CONFIG_COLUMNS, *knobs, "sample", "dataset", "split", "image_id"]},
+                     "extractor": spec, "feature": feature})
+    store.append(run_dir, "features", rows)
+    return len(rows), missing

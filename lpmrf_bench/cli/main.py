@@ -9,6 +9,7 @@ from lpmrf_bench.cli.data import data_group, degrade_command
 from lpmrf_bench.cli.listing import list_command
 from lpmrf_bench.cli.plot import plot_group
 from lpmrf_bench.cli.run import restore_command, run_command
+from lpmrf_bench.cli.sets import ref_stats_command, rescore_command
 from lpmrf_bench.cli.speedup import speedup_command
 from lpmrf_bench.cli.weights import weights_group
 
@@ -29,3 +30,5 @@ main.add_command(degrade_command)
 main.add_command(data_group)
 main.add_command(plot_group)
 main.add_command(speedup_command)
+main.add_command(rescore_command)
+main.add_command(ref_stats_command)

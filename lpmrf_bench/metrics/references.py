@@ -13,6 +13,7 @@ holding float32 features [N, D] and the JSON metadata. Never inside the installe
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 
 from lpmrf_bench.atomic import atomic_write
+from lpmrf_bench.metrics.distribution import feature_statistics
 from lpmrf_bench.metrics.extractors import FeatureExtractor
 
 CACHE_ENV = "LPMRF_BENCH_REFERENCES"
@@ -47,6 +49,11 @@ class Reference:
     @property
     def n(self) -> int:
         return int(self.features.shape[0])
+
+    @functools.cached_property
+    def statistics(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and covariance of the features, computed once."""
+        return feature_statistics(self.features)
 
 
 def cache_dir() -> Path:
@@ -109,10 +116,10 @@ def load_cached(name: str, extractor: FeatureExtractor) -> Reference | None:
 
 
 def synthetic_reference(name: str, size: int, extract: Callable[[torch.Tensor], torch.Tensor],
-                        extractor: FeatureExtractor, count: int = SYNTHETIC_REF_COUNT) -> Reference:
+                        extractor: FeatureExtractor) -> Reference:
     from lpmrf_bench.data.synthetic_faces import generate_face, split_seed
 
-    indices = range(SYNTHETIC_REF_FIRST, SYNTHETIC_REF_FIRST + count)
+    indices = range(SYNTHETIC_REF_FIRST, SYNTHETIC_REF_FIRST + SYNTHETIC_REF_COUNT)
     images = ((f"train/{i:06d}", generate_face(split_seed("train", i), size)) for i in indices)
     feats, content = embed_images(images, extract)
     source = f"synthetic faces at {size} px, train images {indices.start}..{indices.stop - 1} (HQ, generated)"

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lpmrf_bench.metrics.distribution import (feature_statistics, frechet_distance, frechet_distance_bootstrap,
-                                              kernel_distance, kernel_distance_bootstrap)
+from lpmrf_bench.metrics.distribution import frechet_distance_bootstrap, kernel_distance, kernel_distance_bootstrap
 from lpmrf_bench.metrics.extractors import EXTRACTORS, FeatureFn
 from lpmrf_bench.metrics.references import Reference, cache_path, get_reference
 
@@ -41,11 +40,11 @@ class SetScore:
 
 
 def _fd(feats: np.ndarray, ref: Reference) -> float:
-    return frechet_distance(*feature_statistics(feats), *feature_statistics(ref.features))
+    return float(frechet_distance_bootstrap(feats, *ref.statistics, np.arange(len(feats))[None])[0])
 
 
 def _fd_resampled(feats: np.ndarray, ref: Reference, index: np.ndarray) -> np.ndarray:
-    return frechet_distance_bootstrap(feats, *feature_statistics(ref.features), index)
+    return frechet_distance_bootstrap(feats, *ref.statistics, index)
 
 
 def _kd(feats: np.ndarray, ref: Reference) -> float:
