@@ -23,6 +23,7 @@ from lpmrf_bench.imageio import write_png
 from lpmrf_bench.metrics import extractors, references
 from lpmrf_bench.metrics.setlevel import SET_METRICS, set_distance
 from test_feature_extractors import random_mobilenet_state
+from test_run_cli import _documented_columns
 
 SPEC = extractors.MOBILENET.spec
 
@@ -76,6 +77,7 @@ def test_run_stores_features_and_fd_equals_scipy_on_them(tmp_path, fake_mobilene
     np.random.seed(0)  # clean-fid draws its subsets from the global generator; ours from a RandomState(0)
     assert sets.loc["kd_mobilenet", "value"] == pytest.approx(cleanfid_kernel_distance(values, ref.features), rel=1e-9)
     assert "psnr" in sets.index and {"fd_mobilenet", "kd_mobilenet"} <= set(result.summary.columns)
+    assert set(feats.columns) == _documented_columns("features") and set(sets.columns) | {"metric"} == _documented_columns("sets")
 
     # the stored vectors are the extractor's features of the 8-bit outputs (identity: the LQ images)
     from lpmrf_bench.data import open_dataset

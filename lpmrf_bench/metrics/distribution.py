@@ -67,7 +67,13 @@ def frechet_distance_bootstrap(features: np.ndarray, mu_ref: np.ndarray, sigma_r
     n, d = feats.shape
     index = np.atleast_2d(index)
     if n >= d:
-        return np.array([frechet_distance(*feature_statistics(feats[row]), mu_ref, sigma_ref) for row in index])
+        root, trace_ref = _psd_sqrt(sigma_ref), float(np.trace(sigma_ref))
+        values = []
+        for row in index:
+            mean, cov = feature_statistics(feats[row])
+            diff = mean - mu_ref
+            values.append(diff @ diff + np.trace(cov) + trace_ref - 2.0 * _trace_sqrt_of_psd(root @ cov @ root))
+        return np.array(values)
     cross = feats @ sigma_ref @ feats.T  # F S_ref F^T
     gram = feats @ feats.T
     centre = np.eye(index.shape[1]) - 1.0 / index.shape[1]
