@@ -16,7 +16,7 @@ import torch
 from lpmrf_bench import store
 from lpmrf_bench.metrics.extractors import EXTRACTORS, FeatureFn
 from lpmrf_bench.metrics.references import ReferenceMissingError, default_reference, get_reference
-from lpmrf_bench.metrics.setlevel import SetMetric, score
+from lpmrf_bench.metrics.setlevel import SetMetric, SetScore, paired_difference, score
 
 SET_KEY = ["config_id", "dataset", "split", "metric", "spec", "reference"]
 CONFIG_COLUMNS = ["run_id", "config_id", "method", "weights"]  # plus the knob_* columns
@@ -66,6 +66,22 @@ def score_features(run_dir: Path, metrics: list[SetMetric], reference: str | Non
                              "ci_low": result.ci_low, "ci_high": result.ci_high, "reference": ref.name,
                              "reference_hash": ref.content_hash, "reference_n": ref.n})
     return pd.DataFrame(rows), skipped
+
+
+def compare_sets(run_dir: Path, config_a: str, config_b: str, metric: SetMetric, dataset: str, split: str,
+                 reference: str | None, extractors: Callable[[str], FeatureFn], seed: int = 0) -> SetScore:
+    """metric(config_a) - metric(config_b) on the images both have (sample 0), with a paired bootstrap interval."""
+    extractor = EXTRACTORS.get(metric.extractor)
+    feats = store.load_features(run_dir, extractor.spec)
+    feats = feats[(feats["sample"] == 0) & (feats["dataset"] == dataset) & (feats["split"] == split)]
+    wide = feats.pivot(index="image_id", columns="config_id", values="feature")
+    for config in (config_a, config_b):
+        if config not in wide.columns:
+            raise ValueError(f"no {extractor.name} features of configuration {config} on {dataset}:{split}")
+    both = wide[[config_a, config_b]].dropna()
+    ref = get_reference(reference or default_reference(dataset), extractor, _lazy(extractors, metric.extractor))
+    return paired_difference(metric, np.stack(both[config_a].to_numpy()), np.stack(both[config_b].to_numpy()), ref,
+                             seed=seed)
 
 
 def _lazy(extractors: Callable[[str], FeatureFn], name: str) -> FeatureFn:

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from lpmrf_bench.cli.common import fail_cleanly
-from lpmrf_bench.plan import split_list
 
 
 @click.command("rescore")
@@ -27,8 +26,9 @@ def rescore_command(run_dir: Path, metrics, reference, device, weights_dir) -> N
 
     import pandas as pd
 
-    from lpmrf_bench.engine import pick_device, output_folder
+    from lpmrf_bench.engine import output_folder, pick_device
     from lpmrf_bench.metrics.setlevel import SET_METRICS
+    from lpmrf_bench.plan import split_list
     from lpmrf_bench.set_scoring import LazyExtractors, fill_from_saved_images, score_features, upsert_sets
 
     if not (run_dir / "manifest.json").is_file():

@@ -77,6 +77,20 @@ def score(metric: SetMetric, features: np.ndarray, reference: Reference, resampl
     return SetScore(value, n, float(low), float(high))
 
 
+def paired_difference(metric: SetMetric, features_a: np.ndarray, features_b: np.ndarray, reference: Reference,
+                      resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> SetScore:
+    """metric(a) - metric(b) for two restorations of the same images (rows aligned), with a paired bootstrap
+    interval: every resample draws the same image indices for both, so image-to-image variation cancels."""
+    a, b = np.asarray(features_a, dtype=np.float64), np.asarray(features_b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"a paired difference needs features of the same images, got {a.shape} and {b.shape}")
+    n = a.shape[0]
+    index = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    diffs = metric.resampled(a, reference, index) - metric.resampled(b, reference, index)
+    low, high = np.nanquantile(diffs, [0.025, 0.975])
+    return SetScore(metric.value(a, reference) - metric.value(b, reference), n, float(low), float(high))
+
+
 def set_distance(images: torch.Tensor | np.ndarray, reference: str = "synthetic-faces:ref",
                  metric: str = "fd_mobilenet", device: torch.device | str = "cpu", weights_dir: str | None = None,
                  extract: FeatureFn | None = None) -> float:
