@@ -328,7 +328,7 @@ class Runner:
         start = time.perf_counter()
         scored = MetricBatch(out=out8, gt=group.gt8, lq=group.lq8, reference=group.ref8)
         values = {m.name: self.metric_plan.fns[m.spec](scored).detach().to("cpu", torch.float64).numpy() for m in metrics}
-        features = {name: fn(out8).numpy().astype("float32") for name, fn in self.metric_plan.extractors.items()}
+        features = {name: _one_by_one(fn, out8) for name, fn in self.metric_plan.extractors.items()}
         self._sync()
         tally.seconds[(config.config_id, "metrics")] += time.perf_counter() - start
         for j, image_id in enumerate(ids):
@@ -389,6 +389,12 @@ class _Group:
 class _Tally:
     seconds: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
     count: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def _one_by_one(extract, images: torch.Tensor):
+    """Features image by image: float32 convolutions give batch-size-dependent last bits, and a resumed run
+    (partial batches) or a rescore from saved PNGs must reproduce the stored vectors exactly."""
+    return torch.cat([extract(images[j:j + 1]) for j in range(images.shape[0])]).numpy().astype("float32")
 
 
 def _feature_marker(extractor_name: str) -> str:

@@ -122,8 +122,7 @@ def test_rescore_computes_missing_features_from_saved_images_or_names_them(tmp_p
     assert cli.exit_code == 0, cli.output
     assert "computed 6 missing mobilenet feature(s) from the saved images" in cli.output
     got = stored_features(tmp_path / "run")
-    # float32 convolutions of a batch of 1 (saved PNGs) vs batches of 4 (the run) differ in the last bits
-    np.testing.assert_allclose(np.stack(got["feature"]), np.stack(want["feature"]), rtol=1e-4, atol=3e-4)
+    np.testing.assert_array_equal(np.stack(got["feature"]), np.stack(want["feature"]))
 
     run(options(tmp_path / "plain", metrics=["psnr"]))  # no features, no saved images
     cli = CliRunner().invoke(main, ["rescore", str(tmp_path / "plain")])
@@ -179,3 +178,39 @@ def test_set_of_itself_is_zero(tmp_path, fake_mobilenet):
     ref = references.get_reference("synthetic-faces:ref", extractors.MOBILENET,
                                    extractors.EXTRACTORS.get("mobilenet").build(torch.device("cpu"), None))
     assert abs(set_distance(ref.features, reference="synthetic-faces:ref")) < 1e-6 * np.trace(ref.statistics[1])
+
+
+@pytest.mark.slow
+def test_sigkills_while_writing_features_then_resume_give_the_uninterrupted_features(tmp_path, fake_mobilenet,
+                                                                                     photo_pairs):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    for name, degraded, clean in photo_pairs:
+        for k in range(2):  # 8 pairs of 32x32 crops
+            write_png(tmp_path / "pairs" / "lq" / f"{name}{k}.png", degraded[k * 32:(k + 1) * 32, :32])
+            write_png(tmp_path / "pairs" / "gt" / f"{name}{k}.png", clean[k * 32:(k + 1) * 32, :32])
+    entry = str(Path(__file__).with_name("_features_entry.py"))
+    sha = extractors.MOBILENET_V2_WEIGHTS.sha256
+
+    def cli(out, **extra):
+        args = ["run", "--methods", "test-noisy,identity", "--datasets", str(tmp_path / "pairs"), "--out", str(out),
+                "--samples", "2", "--batch-size", "2", "--metrics", "psnr,fd_mobilenet", "--no-progress"]
+        env = {**os.environ, "LPMRF_TEST_MOBILENET_SHA256": sha, "OMP_NUM_THREADS": "1", **extra}
+        return subprocess.run([sys.executable, entry, *args], env=env, capture_output=True, text=True, timeout=600)
+
+    assert cli(tmp_path / "whole").returncode == 0
+    for nth in (3, 8, 14):  # one row per part (flush every row): kills land on metric and feature parts alike
+        assert cli(tmp_path / "run", LPMRF_TEST_FLUSH_SECONDS="0", LPMRF_TEST_KILL_AT_REPLACE=str(nth)).returncode == -signal.SIGKILL
+    done = cli(tmp_path / "run")
+    assert done.returncode == 0, done.stderr
+    raw = store.read_parts((tmp_path / "run" / "features").glob("part-*.parquet"))
+    assert len(raw) == 8 * 3 and not raw.duplicated(store.FEATURE_KEY).any()  # (2 samples + identity) x 8 images
+    key = store.FEATURE_KEY
+    got = store.load_features(tmp_path / "run").sort_values(key).reset_index(drop=True)
+    want = store.load_features(tmp_path / "whole").sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got[key], want[key])
+    np.testing.assert_array_equal(np.stack(got["feature"]), np.stack(want["feature"]))
