@@ -6,7 +6,8 @@ from cleanfid.fid import kernel_distance as cleanfid_kernel_distance
 from scipy import linalg
 
 from lpmrf_bench.metrics.distribution import (feature_statistics, frechet_distance, frechet_distance_bootstrap,
-                                              kernel_distance, kernel_distance_bootstrap, precision_recall)
+                                              kernel_distance, kernel_distance_bootstrap, kernel_draws,
+                                              precision_recall)
 
 
 def scipy_fd(f1, f2):
@@ -59,28 +60,29 @@ def test_kernel_distance_equals_cleanfid(n1, n2, max_subset):
     f2 = rng.standard_normal((n2, 32)) + 0.2
     np.random.seed(7)
     want = cleanfid_kernel_distance(f1, f2, num_subsets=20, max_subset_size=max_subset)
-    got = kernel_distance(f1, f2, num_subsets=20, max_subset_size=max_subset, rng=np.random.RandomState(7))
+    got = kernel_distance(f1, f2, num_subsets=20, max_subset_size=max_subset, seed=7)
     assert got == pytest.approx(want, rel=1e-12)
 
 
-def test_kernel_bootstrap_row_equals_kernel_distance_with_the_same_draws():
+@pytest.mark.parametrize("max_subset", [1000, 20])  # subsets of the whole set, and of 20 of its 30 images
+def test_kernel_bootstrap_rows_equal_the_mmd_written_out(max_subset):
     rng = np.random.default_rng(2)
     feats, ref = rng.standard_normal((30, 16)), rng.standard_normal((50, 16)) + 0.3
-    row = rng.integers(0, 30, size=30)
-    got = kernel_distance_bootstrap(feats, ref, row[None], num_subsets=5, seed=4)[0]
-    draws = np.random.RandomState(4)
-    subsets = [draws.choice(50, 30, replace=False) for _ in range(5)]
-    positions = [draws.choice(30, 30, replace=False) for _ in range(5)]
-    total = 0.0
-    for subset, pos in zip(subsets, positions):  # the MMD^2 estimator written out, one pair of subsets at a time
-        x, y = ref[subset], feats[row[pos]]
-        k = lambda a, b: (a @ b / 16 + 1) ** 3  # noqa: E731
-        m = 30
-        xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j)
-        yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j)
-        xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m))
-        total += (xx + yy) / (m * (m - 1)) - 2 * xy / (m * m)
-    assert got == pytest.approx(total / 5, rel=1e-9)
+    rows = rng.integers(0, 30, size=(2, 30))
+    got = kernel_distance_bootstrap(feats, ref, rows, kernel_draws(ref, 30, 4, max_subset, seed=4))
+    m = min(30, max_subset)
+    k = lambda a, b: (a @ b / 16 + 1) ** 3  # noqa: E731
+    for row, value in zip(rows, got):
+        draws = np.random.RandomState(4)
+        total = 0.0
+        for _ in range(4):  # the MMD^2 estimator written out, one pair of subsets at a time
+            x = ref[draws.choice(50, m, replace=False)]
+            y = feats[row[draws.choice(30, m, replace=False)]]
+            xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j)
+            yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j)
+            xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m))
+            total += (xx + yy) / (m * (m - 1)) - 2 * xy / (m * m)
+        assert value == pytest.approx(total / 4, rel=1e-9)
 
 
 def test_precision_recall_against_explicit_loop():

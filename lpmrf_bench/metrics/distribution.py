@@ -10,6 +10,8 @@ cheap: one Gram matrix of the features, then an n x n eigenproblem per resample.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -75,18 +77,23 @@ def frechet_distance_bootstrap(features: np.ndarray, mu_ref: np.ndarray, sigma_r
             values.append(diff @ diff + np.trace(cov) + trace_ref - 2.0 * _trace_sqrt_of_psd(root @ cov @ root))
         return np.array(values)
     cross = feats @ sigma_ref @ feats.T  # F S_ref F^T
-    gram = feats @ feats.T
-    centre = np.eye(index.shape[1]) - 1.0 / index.shape[1]
+    sq_norms = (feats * feats).sum(axis=1)
     trace_ref = float(np.trace(sigma_ref))
     values = np.empty(len(index))
     for r, row in enumerate(index):
         m = len(row)
         mean = feats[row].mean(axis=0)
         diff = mean - mu_ref
-        trace_own = float(np.trace(centre @ gram[np.ix_(row, row)] @ centre)) / (m - 1)
-        tr_sqrt = _trace_sqrt_of_psd(centre @ cross[np.ix_(row, row)] @ centre / (m - 1))
+        trace_own = (sq_norms[row].sum() - m * (mean @ mean)) / (m - 1)
+        tr_sqrt = _trace_sqrt_of_psd(_centred(cross[np.ix_(row, row)]) / (m - 1))
         values[r] = diff @ diff + trace_own + trace_ref - 2.0 * tr_sqrt
     return values
+
+
+def _centred(gram: np.ndarray) -> np.ndarray:
+    """C G C with C = I - 11^T/m, without the two m x m x m products."""
+    rows = gram.mean(axis=1, keepdims=True)
+    return gram - rows - rows.T + gram.mean()
 
 
 def _cubic_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -94,63 +101,87 @@ def _cubic_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def kernel_distance(features1: np.ndarray, features2: np.ndarray, num_subsets: int = 100,
-                    max_subset_size: int = 1000, rng: np.random.RandomState | None = None) -> float:
+                    max_subset_size: int = 1000, seed: int = 0) -> float:
     """KID: the unbiased MMD^2 with the cubic polynomial kernel, averaged over random subsets of
     min(N1, N2, max_subset_size) vectors of each set.
 
-    Draws exactly as clean-fid's `kernel_distance` (subset of set 2, then of set 1, per subset), from `rng`
-    (a seeded `np.random.RandomState`; clean-fid uses the global one), so equal seeds give equal values.
+    Draws exactly as clean-fid's `kernel_distance` (subset of set 2, then of set 1, per subset) from
+    `np.random.RandomState(seed)` (clean-fid uses the global one), so equal seeds give equal values.
     """
-    f1, f2 = _as_features(features1), _as_features(features2)
-    rng = rng if rng is not None else np.random.RandomState(0)
-    m = min(f1.shape[0], f2.shape[0], max_subset_size)
+    f1 = _as_features(features1)
+    draws = kernel_draws(features2, f1.shape[0], num_subsets, max_subset_size, seed)
+    return float(kernel_distance_bootstrap(f1, features2, np.arange(f1.shape[0])[None], draws)[0])
+
+
+@dataclass(frozen=True)
+class KernelDraws:
+    """The random subsets of one KID computation, drawn as clean-fid draws them, and the reference's share of it.
+
+    Per subset: `ref_subsets[s]` (reference rows), `positions[s]` (positions within the scored set) and
+    `ref_within[s]` (off-diagonal kernel sum of the reference subset). They depend on the reference, the set
+    size n and the seed only, so one set of draws serves every configuration and every bootstrap resample.
+    """
+
+    ref_subsets: np.ndarray  # [S, m]
+    positions: np.ndarray  # [S, m]
+    ref_within: np.ndarray  # [S]
+
+    @property
+    def m(self) -> int:
+        return self.ref_subsets.shape[1]
+
+
+def kernel_draws(reference: np.ndarray, n: int, num_subsets: int = 100, max_subset_size: int = 1000,
+                 seed: int = 0) -> KernelDraws:
+    ref = _as_features(reference)
+    m = min(n, ref.shape[0], max_subset_size)
     if m < 2:
-        raise ValueError(f"KID needs at least 2 feature vectors in each set, got {f1.shape[0]} and {f2.shape[0]}")
-    total = 0.0
-    for _ in range(num_subsets):
-        x = f2[rng.choice(f2.shape[0], m, replace=False)]
-        y = f1[rng.choice(f1.shape[0], m, replace=False)]
-        total += _mmd_term(_cubic_kernel(x, x), _cubic_kernel(y, y), _cubic_kernel(x, y))
-    return float(total / num_subsets / m)
-
-
-def _mmd_term(kxx: np.ndarray, kyy: np.ndarray, kxy: np.ndarray) -> float:
-    m = kxx.shape[0]
-    within = kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)
-    return within / (m - 1) - kxy.sum() * 2.0 / m
+        raise ValueError(f"KID needs at least 2 feature vectors in each set, got {n} and {ref.shape[0]}")
+    rng = np.random.RandomState(seed)
+    subsets, positions = [], []
+    for _ in range(num_subsets):  # clean-fid's order: the reference's subset, then the scored set's
+        subsets.append(rng.choice(ref.shape[0], m, replace=False))
+        positions.append(rng.choice(n, m, replace=False))
+    within = []
+    for subset in subsets:
+        k = _cubic_kernel(ref[subset], ref[subset])
+        within.append(k.sum() - np.trace(k))
+    return KernelDraws(np.array(subsets), np.array(positions), np.array(within))
 
 
 def kernel_distance_bootstrap(features: np.ndarray, reference: np.ndarray, index: np.ndarray,
-                              num_subsets: int = 100, max_subset_size: int = 1000, seed: int = 0) -> np.ndarray:
-    """KID of `features[row]` against `reference` for every row of `index` [R, N].
+                              draws: KernelDraws) -> np.ndarray:
+    """KID of `features[row]` against `reference` for every row of `index` [R, N], with the same subset draws
+    for every row; the row `arange(N)` gives `kernel_distance` with the same seed.
 
-    The reference subsets are drawn once (from `seed`) and shared by all rows, so the spread reflects the
-    resampled images; kernels are computed once and gathered per subset.
+    Kernels are computed once and summed per subset. When a subset is the whole set (N <= 1000), the set's own
+    term is the same for every subset and the cross term is a count-weighted sum of per-image row sums.
     """
     feats, ref = _as_features(features), _as_features(reference)
     index = np.atleast_2d(index)
-    m = min(index.shape[1], ref.shape[0], max_subset_size)
-    rng = np.random.RandomState(seed)
-    ref_subsets = [rng.choice(ref.shape[0], m, replace=False) for _ in range(num_subsets)]
-    positions = [rng.choice(index.shape[1], m, replace=False) for _ in range(num_subsets)]
-    used = np.unique(np.concatenate(ref_subsets))
-    where = np.searchsorted(used, np.arange(ref.shape[0]))
-    ref_used = ref[used]
+    n, m, subsets = index.shape[1], draws.m, len(draws.ref_subsets)
     k_ff = _cubic_kernel(feats, feats)
-    k_fr = _cubic_kernel(feats, ref_used)
-    ref_within = []
-    for subset in ref_subsets:
-        k = _cubic_kernel(ref[subset], ref[subset])
-        ref_within.append(k.sum() - np.trace(k))
+    used = np.unique(draws.ref_subsets)
+    k_fr = _cubic_kernel(feats, ref[used])
+    local = np.searchsorted(used, draws.ref_subsets)  # [S, m] columns of k_fr
+    ref_term = draws.ref_within.sum() / (m - 1)
     values = np.empty(len(index))
+    if m == n:
+        row_sums = np.stack([k_fr[:, cols].sum(axis=1) for cols in local], axis=1)  # [N, S]
+        diag = np.diag(k_ff)
+        for r, row in enumerate(index):
+            counts = np.bincount(row, minlength=feats.shape[0]).astype(np.float64)
+            own = counts @ k_ff @ counts - counts @ diag
+            cross = (counts @ row_sums).sum()
+            values[r] = (ref_term + subsets * own / (m - 1) - cross * 2.0 / m) / subsets / m
+        return values
     for r, row in enumerate(index):
-        total = 0.0
-        for subset, within_ref, pos in zip(ref_subsets, ref_within, positions):
+        total = ref_term
+        for cols, pos in zip(local, draws.positions):
             ids = row[pos]
             kyy = k_ff[np.ix_(ids, ids)]
-            kxy = k_fr[np.ix_(ids, where[subset])]
-            total += (within_ref + kyy.sum() - np.trace(kyy)) / (m - 1) - kxy.sum() * 2.0 / m
-        values[r] = total / num_subsets / m
+            total += (kyy.sum() - np.trace(kyy)) / (m - 1) - k_fr[np.ix_(ids, cols)].sum() * 2.0 / m
+        values[r] = total / subsets / m
     return values
 
 

@@ -18,9 +18,10 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ from lpmrf_bench.atomic import atomic_write
 from lpmrf_bench.metrics.distribution import feature_statistics
 from lpmrf_bench.metrics.extractors import FeatureExtractor
 
+T = TypeVar("T")
 CACHE_ENV = "LPMRF_BENCH_REFERENCES"
 SYNTHETIC_REF_FIRST, SYNTHETIC_REF_COUNT = 65_000, 5_000
 _SYNTHETIC = re.compile(r"^(synthetic-faces(?:-(\d+))?):ref$")
@@ -54,6 +56,13 @@ class Reference:
     def statistics(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and covariance of the features, computed once."""
         return feature_statistics(self.features)
+
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """A value derived from this reference alone (e.g. KID's subset draws for a set size), computed once."""
+        memos = self.__dict__.setdefault("_memos", {})
+        if key not in memos:
+            memos[key] = compute()
+        return memos[key]
 
 
 def cache_dir() -> Path:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lpmrf_bench.metrics.distribution import frechet_distance_bootstrap, kernel_distance, kernel_distance_bootstrap
+from lpmrf_bench.metrics.distribution import frechet_distance_bootstrap, kernel_distance_bootstrap, kernel_draws
 from lpmrf_bench.metrics.extractors import EXTRACTORS, FeatureFn
 from lpmrf_bench.metrics.references import Reference, cache_path, get_reference
 
@@ -48,11 +48,13 @@ def _fd_resampled(feats: np.ndarray, ref: Reference, index: np.ndarray) -> np.nd
 
 
 def _kd(feats: np.ndarray, ref: Reference) -> float:
-    return kernel_distance(feats, ref.features, KID_SUBSETS, KID_SUBSET_SIZE, np.random.RandomState(KID_SEED))
+    return float(_kd_resampled(feats, ref, np.arange(len(feats))[None])[0])
 
 
 def _kd_resampled(feats: np.ndarray, ref: Reference, index: np.ndarray) -> np.ndarray:
-    return kernel_distance_bootstrap(feats, ref.features, index, KID_SUBSETS, KID_SUBSET_SIZE, KID_SEED)
+    draws = ref.memo(("kid", len(feats)), lambda: kernel_draws(ref.features, len(feats), KID_SUBSETS,
+                                                                 KID_SUBSET_SIZE, KID_SEED))
+    return kernel_distance_bootstrap(feats, ref.features, index, draws)
 
 
 _MOBILENET = "mobilenet/tv-v2-b0353104/native-res-imagenet-norm-gap1280/v1"
