@@ -347,8 +347,8 @@ class Runner:
                     self.rows.add("features", {**base, "extractor": EXTRACTORS.get(name).spec, "feature": feats[j]})
             if self.o.save_images:
                 suffix = f"_s{sample}" if sample else ""
-                write_png(output_folder(self.run_dir, config.config_id, dataset.name, dataset.split) / f"{image_id}{suffix}.png",
-                          out8[j].permute(1, 2, 0).cpu().numpy())
+                folder = output_folder(self.run_dir, config.config_id, dataset.name, dataset.split)
+                write_png(folder / f"{image_id}{suffix}.png", out8[j].permute(1, 2, 0).cpu().numpy())
         tally.count[config.config_id] += len(ids)
         self.restored += len(ids)
 

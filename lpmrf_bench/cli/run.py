@@ -39,8 +39,8 @@ from lpmrf_bench.weights import CACHE_ENV
 @click.option("--weights-dir", default=None, envvar="LPMRF_BENCH_WEIGHTS", help="Weight cache folder.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @fail_cleanly
-def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, reference, set_reference, seed, samples, device, batch_size, limit,
-                save_images, out, data_root, weights_dir, no_progress) -> None:
+def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, reference, set_reference, seed, samples,
+                device, batch_size, limit, save_images, out, data_root, weights_dir, no_progress) -> None:
     """Restore datasets with methods, score every image, store the rows and print the summary.
 
     With no --methods and no --datasets this is the embedded default: synthetic-faces:test x (identity +
@@ -58,8 +58,8 @@ def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, ref
     options = RunOptions(
         methods=method_list, datasets=dataset_list, protocol=protocol, metrics=split_list(metrics) or None,
         sets=parse_assignments(list(sets), "--set"), sweeps=parse_assignments(list(sweeps), "--sweep"),
-        weights=parse_assignments(list(weights), "--weights"), reference=reference, set_reference=set_reference, seed=seed, samples=samples, device=device,
-        batch_size=batch_size, limit=limit, save_images=save_images, out=out, data_root=data_root,
+        weights=parse_assignments(list(weights), "--weights"), reference=reference, set_reference=set_reference,
+        seed=seed, samples=samples, device=device, batch_size=batch_size, limit=limit, save_images=save_images, out=out, data_root=data_root,
         weights_dir=weights_dir, progress=not no_progress, argv=["lpmrf-bench", *sys.argv[1:]],
     )
     result = run(options)
