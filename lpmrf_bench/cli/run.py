@@ -59,7 +59,8 @@ def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, ref
         methods=method_list, datasets=dataset_list, protocol=protocol, metrics=split_list(metrics) or None,
         sets=parse_assignments(list(sets), "--set"), sweeps=parse_assignments(list(sweeps), "--sweep"),
         weights=parse_assignments(list(weights), "--weights"), reference=reference, set_reference=set_reference,
-        seed=seed, samples=samples, device=device, batch_size=batch_size, limit=limit, save_images=save_images, out=out, data_root=data_root,
+        seed=seed, samples=samples, device=device, batch_size=batch_size, limit=limit, save_images=save_images,
+        out=out, data_root=data_root,
         weights_dir=weights_dir, progress=not no_progress, argv=["lpmrf-bench", *sys.argv[1:]],
     )
     result = run(options)
