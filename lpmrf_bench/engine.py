@@ -205,7 +205,7 @@ class Runner:
         if self.metric_plan.set_metrics:
             extractors = LazyExtractors(self.device, self.o.weights_dir, self.metric_plan.extractors)
             rows, skipped = score_features(self.run_dir, self.metric_plan.set_metrics, self.o.set_reference, extractors,
-                                           seed=self.o.seed)
+                                           seed=self.o.seed, only_changed=True)
             upsert_sets(self.run_dir, rows)
             self.metric_plan.skipped.update(skipped)
         errors = store.load_table(self.run_dir, "errors")

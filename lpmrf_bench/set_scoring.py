@@ -36,9 +36,15 @@ class LazyExtractors:
 
 
 def score_features(run_dir: Path, metrics: list[SetMetric], reference: str | None,
-                   extractors: Callable[[str], FeatureFn], seed: int = 0) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Set-level rows for every (config, dataset) with stored features; skipped (metric on set -> reason)."""
+                   extractors: Callable[[str], FeatureFn], seed: int = 0,
+                   only_changed: bool = False) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Set-level rows for every (config, dataset) with stored features; skipped (metric on set -> reason).
+
+    `only_changed` leaves out values already in sets.parquet for the same features count and reference
+    content (a resumed run that restored nothing new recomputes nothing).
+    """
     rows, skipped = [], {}
+    done = _stored_values(run_dir) if only_changed else set()
     for metric in metrics:
         extractor = EXTRACTORS.get(metric.extractor)
         feats = store.load_features(run_dir, extractor.spec)
@@ -55,6 +61,8 @@ def score_features(run_dir: Path, metrics: list[SetMetric], reference: str | Non
                 continue
             for config_id, group in per_set.groupby("config_id"):
                 group = group.sort_values("image_id")
+                if (config_id, dataset, split, metric.name, metric.spec, ref.name, len(group), ref.content_hash) in done:
+                    continue
                 values = np.stack(group["feature"].to_numpy()).astype(np.float64)
                 if len(values) < 2:
                     skipped[f"{metric.name} of {config_id} on {dataset}:{split}"] = "needs at least 2 images"
@@ -66,6 +74,15 @@ def score_features(run_dir: Path, metrics: list[SetMetric], reference: str | Non
                              "ci_low": result.ci_low, "ci_high": result.ci_high, "reference": ref.name,
                              "reference_hash": ref.content_hash, "reference_n": ref.n})
     return pd.DataFrame(rows), skipped
+
+
+def _stored_values(run_dir: Path) -> set[tuple]:
+    path = run_dir / "sets.parquet"
+    sets = pd.read_parquet(path) if path.exists() else pd.DataFrame()
+    if sets.empty or "reference" not in sets.columns:
+        return set()
+    sets = sets[sets["reference"].notna()]
+    return set(sets[[*SET_KEY, "n", "reference_hash"]].itertuples(index=False, name=None))
 
 
 def compare_sets(run_dir: Path, config_a: str, config_b: str, metric: SetMetric, dataset: str, split: str,

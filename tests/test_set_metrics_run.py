@@ -109,7 +109,11 @@ def test_lost_feature_part_is_recomputed_identically_without_duplicates(tmp_path
     second = stored_features(tmp_path / "run")
     assert len(second) == 6 and len(store.load(tmp_path / "run")) == metric_rows
     np.testing.assert_array_equal(np.stack(first["feature"]), np.stack(second["feature"]))
-    assert run(options(tmp_path / "run")).restored == 0  # complete: nothing to do
+    from lpmrf_bench import set_scoring
+
+    with pytest.MonkeyPatch.context() as patch:  # complete: nothing to restore and no set value to recompute
+        patch.setattr(set_scoring, "score", lambda *a, **k: pytest.fail("recomputed an unchanged set value"))
+        assert run(options(tmp_path / "run")).restored == 0
 
 
 @pytest.mark.slow
