@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from lpmrf_bench.metrics.distribution import frechet_distance_bootstrap, kernel_distance_bootstrap, kernel_draws
-from lpmrf_bench.metrics.extractors import EXTRACTORS, FeatureFn
+from lpmrf_bench.metrics.extractors import EXTRACTORS, MOBILENET, FeatureFn
 from lpmrf_bench.metrics.references import Reference, cache_path, get_reference
 
 BOOTSTRAP_RESAMPLES = 200
@@ -57,7 +57,7 @@ def _kd_resampled(feats: np.ndarray, ref: Reference, index: np.ndarray) -> np.nd
     return kernel_distance_bootstrap(feats, ref.features, index, draws)
 
 
-_MOBILENET = "mobilenet/tv-v2-b0353104/native-res-imagenet-norm-gap1280/v1"
+_MOBILENET = MOBILENET.spec
 SET_METRICS: dict[str, SetMetric] = {m.name: m for m in (
     SetMetric("fd_mobilenet", f"fd_mobilenet/{_MOBILENET}/frechet-cov-ddof1-f64/v1", "mobilenet", False, _fd,
               _fd_resampled, "Fréchet distance of MobileNetV2 features (the offline stand-in for FID)"),
