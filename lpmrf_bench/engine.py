@@ -27,10 +27,12 @@ from lpmrf_bench.data.loading import group_by_shape, load_batches, to_tensor
 from lpmrf_bench.distributed import Ranks, device_for, from_environment
 from lpmrf_bench.imageio import write_png
 from lpmrf_bench.metrics import MetricBatch
+from lpmrf_bench.metrics.extractors import EXTRACTORS
 from lpmrf_bench.plan import (MethodConfig, MethodPlan, MetricPlan, PlanError, plan_datasets, plan_methods,
                               plan_metrics, stable_hash)
 from lpmrf_bench.restorers import LoadedRestorer, RestoreBatch, RestoreInputError, image_seed
 from lpmrf_bench.run_dir import open_run_dir
+from lpmrf_bench.set_scoring import LazyExtractors, score_features, upsert_sets
 from lpmrf_bench.summary import summarize, write_sets
 from lpmrf_bench.weights import WeightsError
 
@@ -57,6 +59,7 @@ class RunOptions:
     out: str | None = None
     data_root: str | None = None
     reference: str = "posterior-mean"  # the restoration reference-restoration metrics (IndRMSE) compare with
+    set_reference: str | None = None  # reference set of fd/kd metrics (default: per dataset, references.py)
     weights_dir: str | None = None
     progress: bool = True
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
@@ -65,7 +68,8 @@ class RunOptions:
         """The options that decide results (not device or batch size): the default `--out` hashes them."""
         return {"methods": self.methods, "datasets": self.datasets, "protocol": self.protocol, "metrics": self.metrics,
                 "sets": self.sets, "sweeps": self.sweeps, "weights": self.weights, "seed": self.seed,
-                "samples": self.samples, "limit": self.limit, "reference": self.reference}
+                "samples": self.samples, "limit": self.limit, "reference": self.reference,
+                **({"set_reference": self.set_reference} if self.set_reference else {})}
 
     def out_dir(self) -> Path:
         return Path(self.out) if self.out else Path("runs") / stable_hash(self.identity(), 12)
@@ -153,9 +157,15 @@ class Runner:
             chosen.append(m)
         return chosen
 
+    def _wanted(self, metrics: list) -> set[str]:
+        """What an image needs stored: its metric names and `feature:<spec>` per extractor of the run."""
+        return {m.name for m in metrics} | {_feature_marker(name) for name in self.metric_plan.extractors}
+
     def _stored(self, dataset: Dataset) -> dict[tuple[str, str, int], set[str]]:
-        """(config_id, image_id, sample) -> metric names already stored for this dataset."""
+        """(config_id, image_id, sample) -> metric names (and feature markers) already stored for this dataset."""
         frame = store.load(self.run_dir, columns=["config_id", "dataset", "split", "image_id", "sample", "metric"])
+        feats = store.load_features(self.run_dir)[store.FEATURE_KEY]
+        frame = pd.concat([frame, feats.assign(metric="feature:" + feats["extractor"]).drop(columns="extractor")])
         done: dict[tuple[str, str, int], set[str]] = defaultdict(set)
         if frame.empty:
             return done
@@ -193,6 +203,12 @@ class Runner:
                              is_main=False)
         store.consolidate(self.run_dir)
         write_sets(self.run_dir)
+        if self.metric_plan.set_metrics:
+            extractors = LazyExtractors(self.device, self.o.weights_dir, self.metric_plan.extractors)
+            rows, skipped = score_features(self.run_dir, self.metric_plan.set_metrics, self.o.set_reference, extractors,
+                                           seed=self.o.seed, only_changed=True)
+            upsert_sets(self.run_dir, rows)
+            self.metric_plan.skipped.update(skipped)
         errors = store.load_table(self.run_dir, "errors")
         config_ids = {c.config_id for m in self.methods for c in m.configs}
         return RunResult(self.run_dir, errors, summarize(self.run_dir, config_ids), self.metric_plan.skipped, self.restored)
@@ -208,7 +224,7 @@ class Runner:
 
     def _run_method_on(self, method: MethodPlan, dataset: Dataset) -> None:
         metrics = self._metrics_for(dataset)
-        names = {m.name for m in metrics}
+        names = self._wanted(metrics)
         samples = self.o.samples if method.spec.stochastic else 1
         ids = list(dataset.image_ids())[: self.o.limit]
         if self.ranks.is_main:
@@ -283,7 +299,7 @@ class Runner:
 
     def _restore_config(self, method: MethodPlan, config: MethodConfig, dataset: Dataset, group: _Group,
                         metrics: list, stored: dict, sample: int, tally: _Tally) -> None:
-        names = {m.name for m in metrics}
+        names = self._wanted(metrics)
         keep = [i for i, image_id in enumerate(group.batch.image_ids)
                 if not names <= stored.get((config.config_id, image_id, sample), set())]
         if not keep:
@@ -316,6 +332,7 @@ class Runner:
         start = time.perf_counter()
         scored = MetricBatch(out=out8, gt=group.gt8, lq=group.lq8, reference=group.ref8)
         values = {m.name: self.metric_plan.fns[m.spec](scored).detach().to("cpu", torch.float64).numpy() for m in metrics}
+        features = {name: _one_by_one(fn, out8) for name, fn in self.metric_plan.extractors.items()}
         self._sync()
         tally.seconds[(config.config_id, "metrics")] += time.perf_counter() - start
         for j, image_id in enumerate(ids):
@@ -329,10 +346,13 @@ class Runner:
             for m in metrics:
                 if m.name not in have:
                     self.rows.add("metrics", {**base, "metric": m.name, "spec": m.spec, "value": float(values[m.name][j])})
+            for name, feats in features.items():
+                if _feature_marker(name) not in have:
+                    self.rows.add("features", {**base, "extractor": EXTRACTORS.get(name).spec, "feature": feats[j]})
             if self.o.save_images:
                 suffix = f"_s{sample}" if sample else ""
-                write_png(self.run_dir / "outputs" / config.config_id / _safe(dataset) / f"{image_id}{suffix}.png",
-                          out8[j].permute(1, 2, 0).cpu().numpy())
+                folder = output_folder(self.run_dir, config.config_id, dataset.name, dataset.split)
+                write_png(folder / f"{image_id}{suffix}.png", out8[j].permute(1, 2, 0).cpu().numpy())
         tally.count[config.config_id] += len(ids)
         self.restored += len(ids)
 
@@ -375,9 +395,20 @@ class _Tally:
     count: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
-def _safe(dataset: Dataset) -> str:
-    name = Path(dataset.name).name if "/" in dataset.name else dataset.name
-    return f"{name}_{dataset.split}".replace(":", "_")
+def _one_by_one(extract, images: torch.Tensor):
+    """Features image by image: float32 convolutions give batch-size-dependent last bits, and a resumed run
+    (partial batches) or a rescore from saved PNGs must reproduce the stored vectors exactly."""
+    return torch.cat([extract(images[j:j + 1]) for j in range(images.shape[0])]).numpy().astype("float32")
+
+
+def _feature_marker(extractor_name: str) -> str:
+    return f"feature:{EXTRACTORS.get(extractor_name).spec}"
+
+
+def output_folder(run_dir: Path, config_id: str, dataset: str, split: str) -> Path:
+    """Where `--save-images` writes a configuration's PNGs for one dataset split."""
+    name = Path(dataset).name if "/" in dataset else dataset
+    return run_dir / "outputs" / config_id / f"{name}_{split}".replace(":", "_")
 
 
 def store_json(params: dict[str, Any]) -> str | None:

@@ -18,6 +18,8 @@ import torch
 from lpmrf_bench.data import Dataset, open_dataset
 from lpmrf_bench.metrics import METRICS, MetricSpec, protocol
 from lpmrf_bench.metrics.base import MetricFn, unavailable_reason
+from lpmrf_bench.metrics.extractors import EXTRACTORS, FeatureFn
+from lpmrf_bench.metrics.setlevel import SET_METRICS, SetMetric
 from lpmrf_bench.registry import UnavailableError
 from lpmrf_bench.restorers import RESTORERS, LoadedRestorer, RestorerSpec, get_restorer
 from lpmrf_bench.weights import WeightsError, resolve, sha256_of
@@ -85,6 +87,8 @@ class MetricPlan:
     skipped: dict[str, str]  # metric name -> reason
     fns: dict[str, MetricFn]  # spec -> the built per-image function
     reference: Reference | None = None
+    set_metrics: list[SetMetric] = field(default_factory=list)  # from features against a reference set
+    extractors: dict[str, FeatureFn] = field(default_factory=dict)  # extractor name -> built function
 
 
 def weights_label(spec: RestorerSpec, weights_arg: str | None) -> str:
@@ -202,12 +206,24 @@ def plan_metrics(protocol_name: str, names: list[str] | None, device: torch.devi
                  reference: str = "posterior-mean", weights: dict[str, str] | None = None) -> MetricPlan:
     """Build every selected metric once; unavailable defaults are skipped with the reason, named ones are errors."""
     table = protocol(protocol_name)
-    wanted = names or list(table)
-    unknown = [n for n in wanted if n not in table]
+    wanted = names or [*table, *SET_METRICS]
+    unknown = [n for n in wanted if n not in table and n not in SET_METRICS]
     if unknown:
-        raise PlanError(f"protocol {protocol_name!r} has no metric(s) {', '.join(unknown)}; it has: {', '.join(table)}")
+        raise PlanError(f"protocol {protocol_name!r} has no metric(s) {', '.join(unknown)}; "
+                        f"it has: {', '.join([*table, *SET_METRICS])}")
     plan = MetricPlan([], {}, {})
-    for name in wanted:
+    for name in [n for n in wanted if n in SET_METRICS]:
+        metric = SET_METRICS[name]
+        try:
+            if metric.extractor not in plan.extractors:
+                plan.extractors[metric.extractor] = EXTRACTORS.get(metric.extractor).build(device, weights_dir)
+        except (UnavailableError, WeightsError, ImportError) as exc:
+            if names:
+                raise PlanError(f"metric {name!r} cannot run: {exc}") from exc
+            plan.skipped[name] = str(exc).splitlines()[0]
+            continue
+        plan.set_metrics.append(metric)
+    for name in [n for n in wanted if n not in SET_METRICS]:
         try:
             spec = METRICS.get(table[name])
             reason = unavailable_reason(spec)

@@ -7,6 +7,8 @@ Layout (README "Store schema"):
   errors.parquet           per failed (config, dataset, image, sample): stage and reason
   perf.parquet             per config and dataset: images/s, peak memory, device
   sets.parquet             set-level values with n and a 95% bootstrap interval
+  features/part-*.parquet  per-image feature vectors of the outputs, one row per (config, dataset, image,
+                           sample, extractor), for set-level metrics (FID-like) without re-running restorers
   outputs/                 restored PNGs (--save-images)
 
 Every write goes to a temporary name and is renamed into place, so a killed process leaves either a
@@ -32,6 +34,7 @@ from lpmrf_bench.atomic import atomic_write
 from lpmrf_bench.intervals import Interval, paired_difference
 
 METRIC_KEY = ["config_id", "dataset", "split", "image_id", "sample", "metric"]
+FEATURE_KEY = ["config_id", "dataset", "split", "image_id", "sample", "extractor"]
 ERROR_COLUMNS = {"run_id": "string", "config_id": "string", "method": "string", "dataset": "string", "split": "string",
                  "image_id": "string", "sample": "int64", "stage": "string", "reason": "string"}
 TABLE_KEYS: dict[str, list[str]] = {
@@ -84,8 +87,8 @@ def _parts_dir(run_dir: Path, table: str) -> Path:
 
 def append(run_dir: str | os.PathLike, table: str, rows: Iterable[dict[str, Any]] | pd.DataFrame) -> None:
     """Append rows to images/errors/perf (as a part until the next `consolidate`)."""
-    if table == "metrics":
-        write_part(Path(run_dir) / "metrics", rows)
+    if table in ("metrics", "features"):
+        write_part(Path(run_dir) / table, rows)
     else:
         write_part(_parts_dir(Path(run_dir), table), rows)
 
@@ -158,6 +161,22 @@ def load_sets(run_dirs: Iterable[str | os.PathLike]) -> pd.DataFrame:
             raise FileNotFoundError(f"{run_dir} has no sets.parquet: run `lpmrf-bench run --out {run_dir}` first")
         frames.append(pd.read_parquet(run_dir / "sets.parquet").assign(run=run_dir.resolve().name))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def load_features(run_dir: str | os.PathLike, extractor: str | None = None) -> pd.DataFrame:
+    """Stored per-image features (one row per FEATURE_KEY, `feature` a float32 list), optionally of one extractor."""
+    parts = sorted((Path(run_dir) / "features").glob("part-*.parquet"))
+    if not parts:
+        return pd.DataFrame(columns=[*FEATURE_KEY, "feature"])
+    if extractor is not None:
+        tables = [pq.read_table(p, filters=[("extractor", "==", extractor)]) for p in parts]
+        tables = [t for t in tables if t.num_rows]
+        if not tables:
+            return pd.DataFrame(columns=[*FEATURE_KEY, "feature"])
+        frame = pa.concat_tables(tables, promote_options="permissive").to_pandas(types_mapper=_nullable)
+    else:
+        frame = read_parts(parts)
+    return _dedupe(frame, FEATURE_KEY)
 
 
 def knob_columns(frame: pd.DataFrame) -> list[str]:

@@ -12,6 +12,8 @@ from lpmrf_bench.metrics import METRICS
 from lpmrf_bench.metrics.base import mean_of_finite
 from lpmrf_bench.registry import UnavailableError
 
+REFERENCE_COLUMNS = {"reference": "string", "reference_hash": "string", "reference_n": "Int64"}  # feature-based rows
+
 
 def _reduction(spec: str):
     """The metric's own set-level reduction (e.g. Deg's <1 degree exclusion); the mean for unknown specs."""
@@ -46,7 +48,14 @@ def set_values(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
 
 
 def write_sets(run_dir: Path) -> pd.DataFrame:
+    """Rewrite the per-image metrics' rows of sets.parquet; feature-based rows (with a `reference`) are kept."""
     frame = set_values(store.load(run_dir))
+    path = run_dir / "sets.parquet"
+    if path.exists() and "reference" in (old := pd.read_parquet(path)).columns:
+        frame = pd.concat([frame, old[old["reference"].notna()]], ignore_index=True)
+    for column, dtype in REFERENCE_COLUMNS.items():  # one schema whether or not a set-level metric ran
+        if not frame.empty and column not in frame.columns:
+            frame[column] = pd.Series(pd.NA, index=frame.index, dtype=dtype)
     if not frame.empty:
         store.write_parquet(run_dir / "sets.parquet", frame)
     return frame

