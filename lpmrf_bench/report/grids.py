@@ -26,7 +26,7 @@ import torch  # noqa: E402
 from lpmrf_bench import store  # noqa: E402
 from lpmrf_bench.data import is_path_spec, open_dataset  # noqa: E402
 from lpmrf_bench.data.base import Dataset, DatasetError  # noqa: E402
-from lpmrf_bench.engine import _safe as output_folder, quantize  # noqa: E402
+from lpmrf_bench.engine import output_folder, quantize  # noqa: E402
 from lpmrf_bench.imageio import ImageReadError, read_image  # noqa: E402
 from lpmrf_bench.metrics import MetricBatch, find_metric  # noqa: E402
 from lpmrf_bench.registry import UnavailableError, UnknownNameError  # noqa: E402
@@ -114,7 +114,7 @@ def rescore(spec: str, images: dict[str, np.ndarray], dataset: Dataset, stored: 
 
 def _outputs(config: Config, dataset: Dataset, image_ids: list[str], device: torch.device, notes: list[str],
              spec: str, stored: dict[str, float]) -> dict[str, np.ndarray]:
-    folder = config.run_dir / "outputs" / config.config_id / output_folder(dataset)
+    folder = output_folder(config.run_dir, config.config_id, dataset.name, dataset.split)
     try:
         saved = {i: read_image(folder / f"{i}.png")[0] for i in image_ids}
         notes.append(f"{config.label}: saved outputs ({folder})")
