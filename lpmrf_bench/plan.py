@@ -20,7 +20,7 @@ from lpmrf_bench.metrics import METRICS, MetricSpec, protocol
 from lpmrf_bench.metrics.base import MetricFn, unavailable_reason
 from lpmrf_bench.registry import UnavailableError
 from lpmrf_bench.restorers import RESTORERS, LoadedRestorer, RestorerSpec, get_restorer
-from lpmrf_bench.weights import WeightsError, resolve, sha256_of
+from lpmrf_bench.weights import WeightsError, WeightsMissingError, resolve, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,8 @@ def embedded_methods() -> list[str]:
 
 def plan_methods(methods: list[str], sets: dict[str, str], sweeps: dict[str, str], weights: dict[str, str],
                  reference: str | None = None) -> list[MethodPlan]:
+    """Check every argument (names, knobs and their values, --weights), then look the weights up: same order
+    for every method, so a mistake is reported before any file is searched for or hashed."""
     plans: list[MethodPlan] = []
     for name in methods:
         try:
@@ -145,15 +147,10 @@ def plan_methods(methods: list[str], sets: dict[str, str], sweeps: dict[str, str
         except (KeyError, UnavailableError, FileNotFoundError) as exc:
             raise PlanError(str(exc)) from exc
         plans.append(MethodPlan(spec, weights.get(name, spec.default_weights)))
-    missing = [problem for plan in plans for problem in _missing_weights(plan)]
-    if missing:
-        raise PlanError("\n".join(missing))
     for key in [*sets, *sweeps]:
         if not any(key in {k.name for k in p.spec.knobs} for p in plans):
             raise PlanError(f"no selected method has a knob {key!r}")
-    unused = set(weights) - {p.spec.name for p in plans} - set(methods) - {reference}
-    if unused:
-        raise PlanError(f"--weights names method(s) neither in --methods nor the reference: {', '.join(sorted(unused))}")
+    grids = {}
     for plan in plans:
         spec = plan.spec
         fixed = spec.default_knobs()
@@ -162,11 +159,35 @@ def plan_methods(methods: list[str], sets: dict[str, str], sweeps: dict[str, str
             grid = {k: [spec.knob(k).parse(v) for v in split_list([vals])] for k, vals in sweeps.items() if k in fixed}
         except ValueError as exc:
             raise PlanError(f"{spec.name}: {exc}") from exc
-        label = weights_label(spec, plan.weights_arg)
-        for combo in itertools.product(*grid.values()):
-            knobs = {**fixed, **dict(zip(grid, combo))}
-            plan.configs.append(MethodConfig(spec.name, tuple(sorted(knobs.items())), label))
+        grids[plan.name] = [{**fixed, **dict(zip(grid, combo))} for combo in itertools.product(*grid.values())]
+    unused = set(weights) - {p.spec.name for p in plans} - set(methods) - {reference}
+    if unused:
+        raise PlanError(f"--weights names method(s) neither in --methods nor the reference: {', '.join(sorted(unused))}")
+    for plan in plans:
+        if plan.name in weights or plan.spec.name in weights:
+            _check_weights_arg(plan.spec, plan.weights_arg)
+    missing = [problem for plan in plans for problem in _missing_weights(plan)]
+    if missing:  # not a usage error: the arguments are fine, the files are not here (exit 1)
+        raise WeightsMissingError("\n".join(missing))
+    for plan in plans:
+        label = weights_label(plan.spec, plan.weights_arg)
+        plan.configs = [MethodConfig(plan.spec.name, tuple(sorted(knobs.items())), label) for knobs in grids[plan.name]]
     return plans
+
+
+def _check_weights_arg(spec: RestorerSpec, arg: str | None) -> None:
+    """`--weights M=X`: X must be one of M's weight sets, or an existing file/folder for a method that takes paths."""
+    if arg is None or spec.name.startswith("outputs:"):
+        return
+    if not spec.weight_sets and not spec.explicit_weights:
+        raise PlanError(f"--weights {spec.name}=...: method {spec.name!r} takes no weights")
+    if arg in spec.weight_sets:
+        return
+    sets = f" (its weight sets: {', '.join(spec.weight_sets)})" if spec.weight_sets else ""
+    if not spec.explicit_weights:
+        raise PlanError(f"--weights {spec.name}={arg}: not a weight set of {spec.name}{sets}")
+    if not Path(arg).expanduser().exists():
+        raise PlanError(f"--weights {spec.name}={arg}: no such file or folder, and not a weight set of {spec.name}{sets}")
 
 
 def _missing_weights(plan: MethodPlan) -> list[str]:

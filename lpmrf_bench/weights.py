@@ -23,6 +23,7 @@ from lpmrf_bench.atomic import atomic_write
 
 CACHE_ENV = "LPMRF_BENCH_WEIGHTS"
 OFFLINE_ENV = "LPMRF_BENCH_OFFLINE"
+TRUST_ENV = "LPMRF_BENCH_TRUST_PICKLE"  # files (os.pathsep-separated) the user lets the full unpickler read
 
 
 class WeightsError(RuntimeError):
@@ -35,6 +36,19 @@ class WeightsMissingError(WeightsError):
 
 class WeightsHashError(WeightsError):
     pass
+
+
+class UnreadableWeightsError(WeightsError, ValueError):
+    """A weight file that is there but cannot be used: corrupt, foreign, or the wrong layout."""
+
+
+class UnsafePickleError(UnreadableWeightsError):
+    """A file that only the full unpickler (which can run arbitrary code) could read, and nobody trusted it."""
+
+
+def pinned(digest: str) -> WeightFile | None:
+    """The catalog entry whose published sha256 is `digest`, if any: such a file is the one its source published."""
+    return next((wf for wf in _REGISTRY.values() if wf.sha256 == digest), None)
 
 
 @dataclass(frozen=True)
@@ -183,7 +197,7 @@ def _download(wf: WeightFile, target: Path) -> None:
 
         atomic_write(target, fetch)
     else:
-        raise WeightsMissingError(_missing_message(wf, target.parent, "it must be downloaded by hand"))
+        raise WeightsMissingError(f"{wf.path}: its source {wf.source!r} is not a download address (hf:// or https://)")
 
 
 def resolve(
@@ -210,10 +224,12 @@ def resolve(
     if path.is_file():
         verify(wf, path, cache)
         return path
+    if wf.source.startswith("manual:"):
+        raise WeightsMissingError(_missing_message(wf, cache, "it is not in the cache and must be downloaded by hand"))
     if not download or _offline():
         raise WeightsMissingError(_missing_message(wf, cache, "it is not in the cache and downloads are off"))
     host = _host(wf)
-    if host and not wf.source.startswith("manual:") and not _reachable(host):
+    if host and not _reachable(host):
         raise WeightsMissingError(_missing_message(wf, cache, f"it is not in the cache and {host} cannot be reached"))
     try:
         _download(wf, path)

@@ -173,14 +173,14 @@ def test_conflicting_invocation_refused(tmp_path, paired):
     out = tmp_path / "run"
     assert invoke("run", "--methods", "identity", "--datasets", str(paired), "--out", str(out)).exit_code == 0
     result = invoke("run", "--methods", "identity", "--datasets", str(paired), "--out", str(out), "--seed", "7")
-    assert result.exit_code == 1 and "seed: directory has 0, this command asks for 7" in result.output
+    assert result.exit_code == 2 and "seed: directory has 0, this command asks for 7" in result.output
 
 
 def test_unknown_method_and_knob_messages(tmp_path, paired):
     result = invoke("run", "--methods", "identty", "--datasets", str(paired), "--out", str(tmp_path / "r"))
-    assert result.exit_code == 1 and "did you mean identity" in result.output
+    assert result.exit_code == 2 and "did you mean identity" in result.output
     result = invoke("run", "--methods", "identity", "--datasets", str(paired), "--set", "steps=5")
-    assert result.exit_code == 1 and "no selected method has a knob 'steps'" in result.output
+    assert result.exit_code == 2 and "no selected method has a knob 'steps'" in result.output
 
 
 def test_restore_command_writes_pngs(tmp_path, paired, photo_pairs):
@@ -195,8 +195,8 @@ def test_list_commands(tmp_path, monkeypatch):
         result = invoke("list", what)
         assert result.exit_code == 0, result.output
     monkeypatch.setenv("LPMRF_BENCH_DATA", str(tmp_path))
-    rows = {line.split()[0]: line for line in invoke("list", "datasets").output.splitlines()[2:]}
-    assert rows["synthetic-faces"].rstrip().endswith(" yes")
+    rows = {line.split()[0]: line for line in invoke("list", "datasets", "--wide").output.splitlines()[2:]}
+    assert " yes " in rows["synthetic-faces"]
     assert f"no: celeba-test: no celeba_512_validation_lq/ or celeba_512_validation/ under the data root {tmp_path}" \
         in rows["celeba-test"]
     assert "psnr/rgb-255-f64/pmrf-v1" in invoke("list", "metrics").output
@@ -246,10 +246,10 @@ def test_reference_restoration_metric_gets_the_reference_output(tmp_path, paired
     assert json.loads((out / "manifest.json").read_text())["reference"] == "identity (-)"
     result = invoke("run", "--methods", "test-scale", "--datasets", str(paired / "lq"), "--out", str(out),
                     "--set", "gain=0.5", "--reference", "test-scale", "--metrics", "testref")
-    assert result.exit_code == 1 and "reference: directory has 'identity (-)'" in result.output
+    assert result.exit_code == 2 and "reference: directory has 'identity (-)'" in result.output
     result = invoke("run", "--methods", "identity", "--datasets", str(paired / "lq"), "--out", str(tmp_path / "r2"),
                     "--reference", "no-such-method", "--metrics", "testref")
-    assert result.exit_code == 1 and "metric 'testref' cannot run" in result.output
+    assert result.exit_code == 2 and "metric 'testref' cannot run" in result.output
 
 
 class _FixedSize:

@@ -89,6 +89,8 @@ class RestorerSpec:
     files they need, so `weights list` and the default run can tell which sets are available.
     `input_size` is the square side the method's default weights require (None = any size); a loaded
     restorer with an `input_size` attribute overrides it (tiny or embedded weights take other sizes).
+    `explicit_weights` says the method also (or only, when `default_weights` is None) runs from a path given
+    with `--weights`; a method with neither weight sets nor this flag takes no weights at all.
     """
 
     name: str
@@ -100,6 +102,7 @@ class RestorerSpec:
     licence: str = ""
     input_size: int | None = None
     stochastic: bool = False
+    explicit_weights: bool = False
 
     @property
     def pd_knob(self) -> Knob | None:

@@ -234,6 +234,7 @@ LATENT_PMRF = RestorerSpec(
     licence="Apache-2.0 (our flow); Sim-VAE and posterior-mean weights under their own terms",
     input_size=512,
     stochastic=True,
+    explicit_weights=True,
 )
 
 VAE_RECON = RestorerSpec(
@@ -245,4 +246,5 @@ VAE_RECON = RestorerSpec(
     description="Sim-VAE f8c32 encode -> decode of the GT (else the LQ): Latent-PMRF's fidelity ceiling",
     licence="see the Sim-VAE model card",
     stochastic=True,  # with latent_sample=sample
+    explicit_weights=True,
 )

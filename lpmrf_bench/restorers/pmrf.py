@@ -127,6 +127,7 @@ PMRF = RestorerSpec(
     licence="MIT (PMRF); the posterior-mean weights inside are DifFace's (NTU S-Lab License 1.0)",
     input_size=PUBLISHED_SIZE,
     stochastic=True,
+    explicit_weights=True,
 )
 
 POSTERIOR_MEAN = RestorerSpec(
@@ -138,4 +139,5 @@ POSTERIOR_MEAN = RestorerSpec(
     description="PMRF's posterior-mean predictor alone: clip(SwinIR-L(y), 0, 1), DifFace's L1 weights",
     licence="NTU S-Lab License 1.0 (DifFace weights)",
     input_size=PUBLISHED_SIZE,
+    explicit_weights=True,
 )
