@@ -240,7 +240,7 @@ def plan_metrics(protocol_name: str, names: list[str] | None, device: torch.devi
         except (UnavailableError, WeightsError, ImportError, KeyError) as exc:
             if names:
                 raise PlanError(f"metric {name!r} cannot run: {exc}") from exc
-            plan.skipped[name] = str(exc).splitlines()[0]
+            plan.skipped[name] = str(exc)  # all of it: a missing file's message says where to get it and put it
             continue
         plan.specs.append(spec)
     return plan

@@ -38,7 +38,7 @@ def set_values(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
         interval = bootstrap(values, lambda v: reduce(v).value, seed=seed)
         n = reduce(values).n
         rows.append({**dict(zip(ident, key)), "value": interval.value, "n": n,
-                     "ci_low": interval.low, "ci_high": interval.high})
+                     "ci_low": interval.low, "ci_high": interval.high, "n_inf": int(np.isinf(values).sum())})
     out = pd.DataFrame(rows)
     for knob in knobs:  # keep integer knobs integer (nullable), as in the per-image rows
         out[knob] = out[knob].astype(frame[knob].dtype)
@@ -50,6 +50,15 @@ def write_sets(run_dir: Path) -> pd.DataFrame:
     if not frame.empty:
         store.write_parquet(run_dir / "sets.parquet", frame)
     return frame
+
+
+def _cell(row: pd.Series) -> str:
+    """"value [low, high]", plus how many images were infinite (PSNR of an output identical to its ground truth)."""
+    cell = f"{row['value']:.4g} [{row['ci_low']:.4g}, {row['ci_high']:.4g}]"
+    n_inf = row.get("n_inf", 0)
+    if pd.notna(n_inf) and n_inf:
+        cell += f" ({int(n_inf)} identical)" if str(row["metric"]).startswith("psnr") else f" ({int(n_inf)} inf)"
+    return cell
 
 
 def summarize(run_dir: Path, config_ids: set[str] | None = None) -> pd.DataFrame:
@@ -66,7 +75,7 @@ def summarize(run_dir: Path, config_ids: set[str] | None = None) -> pd.DataFrame
     sets = sets.copy()
     sets["config"] = sets.apply(lambda r: r["method"] + "".join(
         f" {k.removeprefix('knob_')}={r[k]}" for k in knobs if pd.notna(r[k])), axis=1)
-    sets["cell"] = sets.apply(lambda r: f"{r['value']:.4g} [{r['ci_low']:.4g}, {r['ci_high']:.4g}]", axis=1)
+    sets["cell"] = sets.apply(_cell, axis=1)
     table = sets.pivot_table(index=["config", "dataset", "split"], columns="metric", values="cell", aggfunc="first")
     n = sets.groupby(["config", "dataset", "split"])["n"].max()
     table.insert(0, "n", n)

@@ -4,10 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import pandas as pd
 
-from lpmrf_bench.atomic import atomic_write
-from lpmrf_bench.plots import pd_tradeoff
+from lpmrf_bench.cli.common import UsageProblem
+
+FORMATS = ("png", "pdf", "svg")
 
 
 @click.group("plot")
@@ -22,16 +22,25 @@ def plot_group() -> None:
                                               "clipiqa, lpips in the run).")
 @click.option("--dataset", default=None, help="Dataset of the run to draw (needed when it has several).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Image file (png, pdf, svg; default RUN_DIR/pd-tradeoff.png).")
+              help="Image file ending in .png, .pdf or .svg (default RUN_DIR/pd-tradeoff.png).")
 def pd_tradeoff_command(run_dir: Path, x: str, y: str | None, dataset: str | None, out: Path | None) -> None:
     """Each configuration at (distortion, perception) with 95% intervals; PD-knob sweeps joined as curves."""
+    out = out or run_dir / "pd-tradeoff.png"
+    if out.suffix.lower().lstrip(".") not in FORMATS:
+        raise UsageProblem(f"--out {out}: the chart is written as {', '.join(FORMATS)}; end the name with one of them")
     sets_path = run_dir / "sets.parquet"
     if not sets_path.exists():
         raise click.ClickException(f"{run_dir} has no sets.parquet: run `lpmrf-bench run --out {run_dir}` first")
+    import pandas as pd
+
+    from lpmrf_bench.atomic import atomic_write
+    from lpmrf_bench.plots import pd_tradeoff
+
     try:
-        figure = pd_tradeoff(pd.read_parquet(sets_path), x, y, dataset)
+        chart = pd_tradeoff(pd.read_parquet(sets_path), x, y, dataset)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    out = out or run_dir / "pd-tradeoff.png"
-    atomic_write(out, lambda tmp: figure.savefig(tmp, format=out.suffix.lstrip(".") or "png"))
+    atomic_write(out, lambda tmp: chart.figure.savefig(tmp, format=out.suffix.lower().lstrip(".")))
+    for label, reason in chart.left_out.items():
+        click.echo(f"left out {label}: {reason}", err=True)
     click.echo(f"wrote {out}")
