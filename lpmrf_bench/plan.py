@@ -164,8 +164,10 @@ def plan_methods(methods: list[str], sets: dict[str, str], sweeps: dict[str, str
     if unused:
         raise PlanError(f"--weights names method(s) neither in --methods nor the reference: {', '.join(sorted(unused))}")
     for plan in plans:
-        if plan.name in weights or plan.spec.name in weights:
+        if plan.name in weights:
             _check_weights_arg(plan.spec, plan.weights_arg)
+        elif plan.weights_arg is None and plan.spec.explicit_weights and not plan.spec.weight_sets:
+            raise PlanError(f"{plan.name} runs only with --weights {plan.name}=PATH ({plan.spec.description})")
     missing = [problem for plan in plans for problem in _missing_weights(plan)]
     if missing:  # not a usage error: the arguments are fine, the files are not here (exit 1)
         raise WeightsMissingError("\n".join(missing))
