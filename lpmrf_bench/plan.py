@@ -147,6 +147,11 @@ def plan_methods(methods: list[str], sets: dict[str, str], sweeps: dict[str, str
         except (KeyError, UnavailableError, FileNotFoundError) as exc:
             raise PlanError(str(exc)) from exc
         plans.append(MethodPlan(spec, weights.get(name, spec.default_weights)))
+    if reference is not None:
+        try:
+            get_restorer(reference)
+        except (KeyError, UnavailableError, FileNotFoundError) as exc:
+            raise PlanError(f"--reference: {exc}") from exc
     for key in [*sets, *sweeps]:
         if not any(key in {k.name for k in p.spec.knobs} for p in plans):
             raise PlanError(f"no selected method has a knob {key!r}")
