@@ -36,11 +36,14 @@ def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], pat
     model.load_state_dict(state, strict=True)
 
 
-def _unpickler_detail(exc: pickle.UnpicklingError) -> str:
-    """torch's reason for refusing a file under `weights_only` (e.g. "Unsupported global: GLOBAL os.system")."""
-    text = str(exc)
-    tail = text.split("WeightsUnpickler error:", 1)[-1]
-    return next((line.strip() for line in tail.splitlines() if line.strip()), text.strip()[:200])
+def _refusal(exc: pickle.UnpicklingError) -> tuple[bool, str]:
+    """(whether torch refused a Python object (a GLOBAL) rather than unreadable bytes, its one-line reason)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    refused = next((line for line in lines if "GLOBAL" in line), None)
+    if refused is not None:
+        return True, refused
+    detail = str(exc).split("WeightsUnpickler error:", 1)[-1]
+    return False, next((line.strip() for line in detail.splitlines() if line.strip()), lines[0] if lines else "")
 
 
 def trusted_files() -> set[Path]:
@@ -62,8 +65,8 @@ def read_torch_file(path: str | os.PathLike) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        detail = _unpickler_detail(exc)
-        if "global" not in detail.lower():  # not a refused Python object: the bytes are not a checkpoint at all
+        holds_objects, detail = _refusal(exc)
+        if not holds_objects:  # the bytes are not a checkpoint at all (a saved web page, a truncated file)
             raise UnreadableWeightsError(f"{path} is not a readable PyTorch checkpoint ({detail}); "
                                          "download it again") from exc
     except Exception as exc:  # truncated file, HTML page saved by a failed download, foreign format
