@@ -151,10 +151,16 @@ def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(monkeypatc
     assert isinstance(debug.exception, RuntimeError)
 
 
-def test_startup_imports_no_heavy_module():
-    """`--help` and `list` must not pay for torch, numpy, pandas or matplotlib at import time."""
-    code = ("import sys, lpmrf_bench.cli.main; "
-            "print(','.join(m for m in ('torch', 'numpy', 'pandas', 'matplotlib', 'cv2', 'scipy') if m in sys.modules))")
+HEAVY = ("torch", "numpy", "pandas", "matplotlib", "cv2", "scipy")
+
+
+@pytest.mark.parametrize("args", [[], ["list", "methods"], ["weights", "list"], ["weights", "verify"]],
+                         ids=lambda a: " ".join(a) or "import")
+def test_startup_imports_no_heavy_module(args):
+    """`--help`, `list methods` and `weights list|verify` must not pay for torch, numpy, pandas or matplotlib."""
+    code = ("import sys\nfrom lpmrf_bench.cli.main import main\n"
+            f"try:\n    {args!r} and main({args!r}, standalone_mode=False)\nexcept SystemExit:\n    pass\n"
+            f"print('HEAVY:' + ','.join(m for m in {HEAVY!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
-    assert out.stdout.strip() == "", f"imported at start-up: {out.stdout.strip()}"
+    assert out.stdout.strip().splitlines()[-1] == "HEAVY:", out.stdout[-500:]

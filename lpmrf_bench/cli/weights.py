@@ -14,13 +14,12 @@ from lpmrf_bench.cli.tables import render
 
 
 def _catalog() -> dict[str, W.WeightFile]:
-    """Import every method and metric so their weight files are registered."""
-    from lpmrf_bench.metrics import METRICS
+    """The published files (`lpmrf_bench.published`) plus any that plug-in restorers register when imported."""
+    import lpmrf_bench.published  # noqa: F401 (registers the built-in files)
     from lpmrf_bench.restorers import RESTORERS
 
-    for registry in (RESTORERS, METRICS):
-        for _ in registry.available():
-            pass
+    for _ in RESTORERS.available():
+        pass
     return W.catalog()
 
 

@@ -9,13 +9,15 @@ batch size, order or rank.
 from __future__ import annotations
 
 import hashlib
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import torch
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lpmrf_bench.weights import WeightFile
+
+if TYPE_CHECKING:  # torch loads with the networks, not with the specs (`list methods` stays fast)
+    import torch
 
 
 @dataclass(frozen=True)
@@ -61,17 +63,20 @@ class RestoreBatch:
     gt: torch.Tensor | None = None
     cache: dict[str, Any] = field(default_factory=dict)
 
-    def noise(self, shape: Sequence[int], purpose: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    def noise(self, shape: Sequence[int], purpose: str, dtype: torch.dtype | None = None) -> torch.Tensor:
         """Standard normal noise [B, *shape], drawn per image on the CPU so every device gives the same draw.
 
-        `purpose` separates independent streams of the same image (e.g. "vae-posterior" vs "flow-source").
+        `purpose` separates independent streams of the same image (e.g. "vae-posterior" vs "flow-source");
+        `dtype` defaults to float32.
         """
+        import torch
+
         draws = []
         for s in self.seeds:
             sub = int.from_bytes(hashlib.sha256(f"{s}:{purpose}".encode()).digest()[:8], "little") >> 1
             gen = torch.Generator(device="cpu").manual_seed(sub)
             draws.append(torch.randn(tuple(shape), generator=gen, dtype=torch.float32))
-        return torch.stack(draws).to(device=self.lq.device, dtype=dtype)
+        return torch.stack(draws).to(device=self.lq.device, dtype=dtype or torch.float32)
 
 
 class LoadedRestorer(Protocol):
@@ -117,6 +122,16 @@ class RestorerSpec:
 
     def default_knobs(self) -> dict[str, Any]:
         return {k.name: k.default for k in self.knobs}
+
+
+def lazy_load(target: str) -> Callable[[str | None, torch.device], LoadedRestorer]:
+    """A `RestorerSpec.load` that imports `"module:function"` on first call, so a spec costs no torch import."""
+
+    def load(weights: str | None, device: torch.device) -> LoadedRestorer:
+        module, _, name = target.partition(":")
+        return getattr(importlib.import_module(module), name)(weights, device)
+
+    return load
 
 
 class RestoreInputError(ValueError):
