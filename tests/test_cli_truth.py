@@ -149,3 +149,19 @@ def test_infinite_psnr_is_kept_and_shown_and_the_chart_says_what_it_leaves_out(t
     chart = invoke("plot", "pd-tradeoff", str(out), "--y", "ssim")
     assert chart.exit_code == 0, chart.output
     assert "left out outputs:mixed: psnr = inf cannot be placed on the axes" in chart.output
+
+
+@pytest.mark.parametrize("method", ["pmrf", "latent-pmrf", "posterior-mean"])
+def test_knob_values_are_checked_before_any_weight_lookup(tmp_path, paired, method):
+    """The test cache is empty: a weights message here would mean the files were searched for first."""
+    knob = "precision=fp64" if method == "posterior-mean" else "steps=0"
+    result = invoke("run", "--methods", method, "--datasets", str(paired), "--set", knob, "--out", str(tmp_path / "r"))
+    assert result.exit_code == 2 and "knob" in result.output and "weight file" not in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_weights_for_a_method_that_takes_none_or_a_missing_path(tmp_path, paired):
+    none = invoke("run", "--methods", "identity", "--datasets", str(paired), "--weights", "identity=x.pth")
+    assert none.exit_code == 2 and "takes no weights" in none.output
+    missing = invoke("run", "--methods", "pmrf", "--datasets", str(paired), "--weights", f"pmrf={tmp_path / 'nope'}")
+    assert missing.exit_code == 2 and "no such file or folder" in missing.output

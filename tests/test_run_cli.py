@@ -249,7 +249,7 @@ def test_reference_restoration_metric_gets_the_reference_output(tmp_path, paired
     assert result.exit_code == 2 and "reference: directory has 'identity (-)'" in result.output
     result = invoke("run", "--methods", "identity", "--datasets", str(paired / "lq"), "--out", str(tmp_path / "r2"),
                     "--reference", "no-such-method", "--metrics", "testref")
-    assert result.exit_code == 2 and "metric 'testref' cannot run" in result.output
+    assert result.exit_code == 2 and "--reference: unknown method 'no-such-method'" in result.output
 
 
 class _FixedSize:

@@ -30,15 +30,18 @@ class Knob:
     help: str = ""
     pd: bool = False  # the knob that traces the perception-distortion curve (e.g. PMRF's `steps`)
     choices: tuple[Any, ...] | None = None
+    minimum: float | None = None  # smallest accepted value (numeric knobs)
 
     def parse(self, text: str) -> Any:
-        """Convert a command-line string to this knob's type, checking choices."""
+        """Convert a command-line string to this knob's type, checking choices and the minimum."""
         try:
             value = self.type(text)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"knob {self.name!r} takes a {self.type.__name__}, got {text!r}") from exc
+            raise ValueError(f"knob {self.name!r} takes {self.type.__name__} values, got {text!r}") from exc
         if self.choices is not None and value not in self.choices:
             raise ValueError(f"knob {self.name!r} must be one of {list(self.choices)}, got {value!r}")
+        if self.minimum is not None and not value >= self.minimum:
+            raise ValueError(f"knob {self.name!r} must be at least {self.minimum}, got {value!r}")
         return value
 
 

@@ -18,8 +18,9 @@ PMRF = RestorerSpec(
     name="pmrf",
     load=lazy_load("lpmrf_bench.restorers.pmrf:load_pmrf_restorer"),
     knobs=(
-        Knob("steps", int, 25, "Euler steps K of the flow (the perception-distortion knob)", pd=True),
-        Knob("noise_std", float, 0.1, "std of the Gaussian noise added to the posterior mean (pixel scale)"),
+        Knob("steps", int, 25, "Euler steps K of the flow (the perception-distortion knob)", pd=True, minimum=1),
+        Knob("noise_std", float, 0.1, "std of the Gaussian noise added to the posterior mean (pixel scale)",
+             minimum=0.0),
         PRECISION,
     ),
     weight_sets={"official": (PMRF_HF_CONFIG, PMRF_HF_WEIGHTS)},
@@ -47,8 +48,10 @@ LATENT_PMRF = RestorerSpec(
     name="latent-pmrf",
     load=lazy_load("lpmrf_bench.restorers.latent_pmrf:load_latent_pmrf_restorer"),
     knobs=(
-        Knob("steps", int, 25, "Euler steps K of the latent flow (the perception-distortion knob)", pd=True),
-        Knob("noise_std", float, 0.1, "std of the Gaussian noise added to the posterior mean's latent"),
+        Knob("steps", int, 25, "Euler steps K of the latent flow (the perception-distortion knob)", pd=True,
+             minimum=1),
+        Knob("noise_std", float, 0.1, "std of the Gaussian noise added to the posterior mean's latent",
+             minimum=0.0),
         Knob("latent_sample", str, "sample", "encode the posterior mean by a posterior draw or its mode",
              choices=LATENT_SAMPLE),
         Knob("schedule", str, "flow-match", "time grid: diffusers' FlowMatchEulerDiscreteScheduler (as published) "
