@@ -10,6 +10,11 @@ import click
 from lpmrf_bench.cli.tables import render
 
 
+def _unavailable(reason: str) -> str:
+    """The registry's "method 'x' is unavailable: WHY" as "unavailable: WHY" (the row already names it)."""
+    return "unavailable: " + reason.split(" is unavailable: ", 1)[-1]
+
+
 def _missing_files(files) -> list[str]:
     from lpmrf_bench.weights import status
 
@@ -22,7 +27,7 @@ def method_rows() -> list[dict[str, str]]:
     rows = []
     for name, spec, reason in RESTORERS.available():
         if spec is None:
-            rows.append({"method": name, "available": f"unavailable: {reason}"})
+            rows.append({"method": name, "available": _unavailable(reason)})
             continue
         knobs = ", ".join(f"{'*' if k.pd else ''}{k.name}={k.default}" for k in spec.knobs) or "-"
         sets = ", ".join(f"{ws} ({'missing' if _missing_files(files) else 'here'})"
@@ -58,7 +63,7 @@ def dataset_rows() -> list[dict[str, str]]:
     rows = []
     for name, spec, reason in DATASETS.available():
         if spec is None:
-            rows.append({"dataset": name, "available": f"unavailable: {reason}"})
+            rows.append({"dataset": name, "available": _unavailable(reason)})
             continue
         counts = ", ".join(f"{s}={spec.counts.get(s, '?')}" for s in spec.splits)
         rows.append({"dataset": name, "paired": "yes" if spec.paired else "LQ only", "images": counts,
@@ -77,7 +82,7 @@ def metric_rows() -> list[dict[str, str]]:
             try:
                 m = METRICS.get(spec_id)
             except UnavailableError as exc:  # a broken metric backend is shown, not raised
-                rows.append({"protocol": proto, "metric": name, "spec": spec_id, "available": f"unavailable: {exc}"})
+                rows.append({"protocol": proto, "metric": name, "spec": spec_id, "available": _unavailable(str(exc))})
                 continue
             missing = _missing_files(m.weights)
             reason = unavailable_reason(m)
