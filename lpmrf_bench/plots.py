@@ -7,10 +7,7 @@ everywhere in the store.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import matplotlib
-import numpy as np
 
 matplotlib.use("Agg")  # files only; no display is assumed
 
@@ -79,33 +76,11 @@ def pd_points(sets: pd.DataFrame, x: str, y: str, dataset: str) -> pd.DataFrame:
         subset=[f"{x}_value", f"{y}_value"])
 
 
-def left_out(points: pd.DataFrame, x: str, y: str) -> dict[str, str]:
-    """Configurations that cannot be drawn (a value of +-inf, e.g. PSNR of identical images), with the reason."""
-    reasons = {}
-    for row in points.itertuples(index=False):
-        bad = [f"{m} = {getattr(row, f'{m}_value'):g}" for m in (x, y) if not np.isfinite(getattr(row, f"{m}_value"))]
-        if bad:
-            knobs = ", ".join(f"{k.removeprefix('knob_')}={getattr(row, k)}" for k in store.knob_columns(points)
-                              if pd.notna(getattr(row, k)))
-            reasons[f"{row.method}" + (f" ({knobs})" if knobs else "")] = f"{' and '.join(bad)} cannot be placed on the axes"
-    return reasons
-
-
-@dataclass
-class PDChart:
-    figure: Figure
-    left_out: dict[str, str]  # configuration label -> why it is not drawn
-
-
-def pd_tradeoff(sets: pd.DataFrame, x: str = "psnr", y: str | None = None, dataset: str | None = None) -> PDChart:
-    """The perception-distortion chart of a run's `sets.parquet` frame; undrawable configurations are named."""
+def pd_tradeoff(sets: pd.DataFrame, x: str = "psnr", y: str | None = None, dataset: str | None = None) -> Figure:
+    """The perception-distortion chart of a run's `sets.parquet` frame."""
     y = y or default_perception_metric(sets)
     dataset = choose_dataset(sets, dataset)
     points = pd_points(sets, x, y, dataset)
-    missing = left_out(points, x, y)
-    points = points[np.isfinite(points[f"{x}_value"].to_numpy(float)) & np.isfinite(points[f"{y}_value"].to_numpy(float))]
-    if points.empty:
-        raise ValueError("no configuration has finite values to draw: " + "; ".join(f"{k}: {v}" for k, v in missing.items()))
     fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
     for method, group in points.groupby("method", sort=True):
         knob = pd_knob(method)
@@ -126,7 +101,5 @@ def pd_tradeoff(sets: pd.DataFrame, x: str = "psnr", y: str | None = None, datas
     ax.set_title(f"perception-distortion: {dataset}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    if missing:
-        fig.text(0.01, 0.01, "not drawn: " + "; ".join(f"{k}: {v}" for k, v in missing.items()), fontsize=6)
-    fig.tight_layout(rect=(0, 0.04 if missing else 0, 1, 1))
-    return PDChart(fig, missing)
+    fig.tight_layout()
+    return fig

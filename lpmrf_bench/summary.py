@@ -52,13 +52,12 @@ def write_sets(run_dir: Path) -> pd.DataFrame:
     return frame
 
 
-def _cell(row: pd.Series) -> str:
-    """"value [low, high]", plus how many images were infinite (PSNR of an output identical to its ground truth)."""
-    cell = f"{row['value']:.4g} [{row['ci_low']:.4g}, {row['ci_high']:.4g}]"
+def _infinite_note(row: pd.Series) -> str:
+    """How many images were infinite (PSNR of an output identical to its ground truth), or nothing."""
     n_inf = row.get("n_inf", 0)
-    if pd.notna(n_inf) and n_inf:
-        cell += f" ({int(n_inf)} identical)" if str(row["metric"]).startswith("psnr") else f" ({int(n_inf)} inf)"
-    return cell
+    if pd.isna(n_inf) or not n_inf:
+        return ""
+    return f" ({int(n_inf)} identical)" if str(row["metric"]).startswith("psnr") else f" ({int(n_inf)} inf)"
 
 
 def summarize(run_dir: Path, config_ids: set[str] | None = None) -> pd.DataFrame:
@@ -75,7 +74,8 @@ def summarize(run_dir: Path, config_ids: set[str] | None = None) -> pd.DataFrame
     sets = sets.copy()
     sets["config"] = sets.apply(lambda r: r["method"] + "".join(
         f" {k.removeprefix('knob_')}={r[k]}" for k in knobs if pd.notna(r[k])), axis=1)
-    sets["cell"] = sets.apply(_cell, axis=1)
+    sets["cell"] = sets.apply(lambda r: f"{r['value']:.4g} [{r['ci_low']:.4g}, {r['ci_high']:.4g}]", axis=1)
+    sets["cell"] += sets.apply(_infinite_note, axis=1)
     table = sets.pivot_table(index=["config", "dataset", "split"], columns="metric", values="cell", aggfunc="first")
     n = sets.groupby(["config", "dataset", "split"])["n"].max()
     table.insert(0, "n", n)

@@ -28,7 +28,7 @@ def run_dir(tmp_path, photo_pairs, monkeypatch):
 
 def test_points_are_the_set_values_and_the_sweep_is_a_curve_in_knob_order(run_dir):
     sets = pd.read_parquet(run_dir / "sets.parquet")
-    figure = pd_tradeoff(sets, "psnr", "ssim").figure
+    figure = pd_tradeoff(sets, "psnr", "ssim")
     ax = figure.axes[0]
     curves = {text.get_text() for text in ax.texts}
     assert curves == {"gain=0.8", "gain=0.9", "gain=1.0"}

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from lpmrf_bench.cli.common import UsageProblem
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMATS = ("png", "pdf", "svg")
 
@@ -34,13 +38,35 @@ def pd_tradeoff_command(run_dir: Path, x: str, y: str | None, dataset: str | Non
     import pandas as pd
 
     from lpmrf_bench.atomic import atomic_write
-    from lpmrf_bench.plots import pd_tradeoff
+    from lpmrf_bench.plots import default_perception_metric, pd_tradeoff
 
+    sets = pd.read_parquet(sets_path)
     try:
-        chart = pd_tradeoff(pd.read_parquet(sets_path), x, y, dataset)
+        y = y or default_perception_metric(sets)
+        figure = pd_tradeoff(sets, x, y, dataset)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    atomic_write(out, lambda tmp: chart.figure.savefig(tmp, format=out.suffix.lower().lstrip(".")))
-    for label, reason in chart.left_out.items():
-        click.echo(f"left out {label}: {reason}", err=True)
+    atomic_write(out, lambda tmp: figure.savefig(tmp, format=out.suffix.lower().lstrip(".")))
+    for line in not_drawable(sets, [x, y], dataset):
+        click.echo(f"left out {line}", err=True)
     click.echo(f"wrote {out}")
+
+
+def not_drawable(sets: pd.DataFrame, metrics: list[str], dataset: str | None) -> list[str]:
+    """Configurations the chart cannot place, and why: an infinite value (PSNR of outputs identical to the
+    ground truth) has no position on an axis, so matplotlib drops the point without a word."""
+    import numpy as np
+    import pandas as pd
+
+    from lpmrf_bench.store import knob_columns
+
+    rows = sets[sets["metric"].isin(metrics) & np.isinf(sets["value"].to_numpy(dtype=float))]
+    if dataset is not None:
+        rows = rows[rows["dataset"] == dataset]
+    knobs = knob_columns(sets)
+    lines = []
+    for row in rows.itertuples(index=False):
+        setting = ", ".join(f"{k.removeprefix('knob_')}={getattr(row, k)}" for k in knobs if pd.notna(getattr(row, k)))
+        lines.append(f"{row.method}{f' ({setting})' if setting else ''}: {row.metric} = {row.value:g} cannot be placed "
+                     "on the axes")
+    return lines
