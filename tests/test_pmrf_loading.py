@@ -135,6 +135,7 @@ def test_our_checkpoint_round_trip(tmp_path):
     assert same_tensors(nets, loaded) and loaded.settings == nets.settings
 
 
+@pytest.mark.slow
 def test_difface_pth_with_params_ema_and_module_prefix(tmp_path):
     model = randomize(SwinIR(SWINIR_CONFIGS["swinir_L"]), 8)
     ema = {f"module.{k}": v for k, v in model.state_dict().items()}

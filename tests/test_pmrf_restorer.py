@@ -42,6 +42,7 @@ def test_spec_metadata():
     assert {wf.filename for wf in PMRF.weight_sets["official"]} == {"config.json", "model.safetensors"}
 
 
+@pytest.mark.slow
 def test_matches_the_published_sampling_loop(restorer):
     batch = make_batch(["a", "b"])
     got = restorer(batch, knobs(steps=4))
@@ -150,6 +151,7 @@ def published_generate_reconstructions(nets, lq, noise, steps, eps, noise_std=0.
         return x.clip(0, 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("steps", [5, 25])
 def test_euler_steps_are_bit_exact_with_the_published_loop(restorer, steps):
     # at K = 5 or 25 most grid differences round32((i+1)/K) - round32(i/K) differ from round32(1/K) in the last

@@ -28,6 +28,7 @@ def _run(out, weights, *extra):
     return load(out)
 
 
+@pytest.mark.slow
 def test_sweep_reuses_the_posterior_mean_and_seeds_do_not_depend_on_batching(tmp_path, weights, monkeypatch):
     calls = []
     original = SwinIR.forward
