@@ -123,6 +123,7 @@ def test_exit_status_and_failures_describe_this_command(tmp_path, paired, monkey
     assert len(pd.read_parquet(tmp_path / "run" / "errors.parquet")) == 4  # the record itself is kept
 
 
+@pytest.mark.slow
 def test_infinite_psnr_is_kept_and_shown_and_the_chart_says_what_it_leaves_out(tmp_path, paired, photo_pairs):
     """Outputs identical to the ground truth: PSNR +inf per image (as scikit-image), and the set value is the
     plain mean (PMRF protocol: per-image values averaged), inf as soon as one image is identical."""

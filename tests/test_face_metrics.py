@@ -153,6 +153,7 @@ def test_batches_give_the_per_image_values(pairs, lmd, lmd_values):
     torch.testing.assert_close(lmd_values, alone, rtol=0, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_bad_input_errors(pairs, deg, tmp_path, monkeypatch):
     out, gt, _, _ = pairs
     with pytest.raises(ValueError, match="ground truth; this set has none"):

@@ -145,6 +145,7 @@ def test_flow_match_schedule_is_diffusers_grid(tmp_path, parts):
     assert (out - restorer(batch, KNOBS)).abs().max() > 20 * error  # the check can tell the two grids apart
 
 
+@pytest.mark.slow
 def test_posterior_mean_comes_from_the_shared_batch_cache(tmp_path, parts):
     """`pmrf` and `posterior-mean` store x̂ under the same key; Latent-PMRF must read it, not recompute it."""
     restorer = LATENT_PMRF.load(str(save_flow(tmp_path / "ckpt", parts)), CPU)

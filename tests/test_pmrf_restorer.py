@@ -55,6 +55,7 @@ def test_matches_the_published_sampling_loop(restorer):
     torch.testing.assert_close(got, x.clip(0, 1), rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_seed_reproduces_bit_for_bit_and_differs_across_seeds(restorer):
     a = restorer(make_batch(["a", "b"]), knobs())
     b = restorer(make_batch(["a", "b"]), knobs())
@@ -62,12 +63,14 @@ def test_seed_reproduces_bit_for_bit_and_differs_across_seeds(restorer):
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
+@pytest.mark.slow
 def test_result_does_not_depend_on_batch_composition(restorer):
     pair = restorer(make_batch(["a", "b"]), knobs())
     alone = restorer(make_batch(["b"]), knobs())
     torch.testing.assert_close(pair[1:], alone, rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_posterior_mean_computed_once_per_batch_across_a_sweep(restorer):
     calls = []
     hook = restorer.nets.mmse_model.register_forward_hook(lambda *a: calls.append(1))
@@ -84,6 +87,7 @@ def test_posterior_mean_computed_once_per_batch_across_a_sweep(restorer):
     torch.testing.assert_close(outs[0], one, rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_bf16_precision_runs_close(restorer):
     batch = make_batch(["a"])
     full = restorer(batch, knobs())
@@ -109,6 +113,7 @@ def test_wrong_size_names_the_required_size_per_image(restorer, folder):
     assert restorer.input_size == 32
 
 
+@pytest.mark.slow
 def test_import_is_lazy_and_official_load_fails_clearly(tmp_path):
     code = (
         "import lpmrf_bench.restorers.pmrf as m, torch\n"
@@ -122,6 +127,7 @@ def test_import_is_lazy_and_official_load_fails_clearly(tmp_path):
     assert not any(tmp_path.iterdir())  # nothing was written or downloaded
 
 
+@pytest.mark.slow
 def test_sigma_convention_checkpoint_integrates_from_sigma_one(tmp_path):
     # a flow trained in the reversed convention: the network sees sigma * time_scale, sigma from 1 to 0
     settings = PMRFSettings(flow_arch="hdit_tiny", mmse_arch="swinir_tiny", input_size=32,

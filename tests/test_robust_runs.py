@@ -152,6 +152,7 @@ def test_folder_of_bad_and_odd_files(tmp_path, caplog):
     assert np.isinf(psnr["sixteen"]) and np.isinf(psnr["good"])  # 16-bit x*257 rounds back exactly
 
 
+@pytest.mark.slow
 def test_samples_spread_and_paired_comparison(reference_run):
     frame = store.load(reference_run)
     stats = store.per_image(frame[frame.metric == "psnr"]).set_index(["method", "image_id"])

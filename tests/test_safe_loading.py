@@ -64,15 +64,16 @@ def test_cli_refuses_it_in_one_line_and_runs_it_only_when_trusted(evil, tmp_path
     from lpmrf_bench.imageio import write_png
 
     path, marker = evil
+    ckpt = path.rename(path.with_suffix(".ckpt"))  # a Lightning checkpoint is read before any network is built
     name, degraded, _ = photo_pairs[0]
     write_png(tmp_path / "in" / f"{name}.png", degraded)
-    args = ["restore", "--method", "posterior-mean", "--weights", str(path), "--input", str(tmp_path / "in"),
+    args = ["restore", "--method", "pmrf", "--weights", str(ckpt), "--input", str(tmp_path / "in"),
             "--output", str(tmp_path / "out")]
     refused = CliRunner().invoke(main, args)
     assert refused.exit_code == 1 and isinstance(refused.exception, SystemExit)
     assert "can run arbitrary code" in refused.output and "Traceback" not in refused.output
     assert not marker.exists() and not (tmp_path / "out").exists()
-    trusted = CliRunner().invoke(main, [*args, "--trust-pickle", str(path)])
+    trusted = CliRunner().invoke(main, [*args, "--trust-pickle", str(ckpt)])
     assert marker.exists(), trusted.output  # the user's explicit trust is the only way the code ran
     assert trusted.exit_code != 0  # and the file is still no SwinIR checkpoint
 

@@ -130,6 +130,7 @@ def test_side_not_multiple_of_eight_is_refused(tiny_folder):
         load_sim_vae(tiny_folder[0]).model.encode(torch.zeros(1, 3, 12, 16))
 
 
+@pytest.mark.slow
 def test_every_loaded_tensor_matters(tiny_folder):
     folder, _ = tiny_folder
     model = load_sim_vae(folder).model

@@ -221,8 +221,9 @@ def load_posterior_mean(weights: str | None, weights_dir: str | None = None) -> 
     `mmse_model`)."""
     path = posterior_mean_path(weights, weights_dir)
     if path.is_file() and path.suffix in (".pth", ".pt"):
+        state = swinir_state_from_pth(read_torch_file(path), str(path))  # a bad file fails before the build
         model = build_arch("swinir_L")
-        load_state_dict_strict(model, swinir_state_from_pth(read_torch_file(path), str(path)), str(path))
+        load_state_dict_strict(model, state, str(path))
         return model.eval(), PMRFSettings().input_size
     nets = load_pmrf(str(path), weights_dir)
     return nets.mmse_model, nets.settings.input_size
