@@ -108,6 +108,7 @@ def test_every_loaded_tensor_changes_the_output(published_file, face, monkeypatc
     assert tensors_without_effect(model, face, monkeypatch) == []
 
 
+@pytest.mark.slow
 def test_file_must_be_the_published_dict(tmp_path, published_file):
     _, state = published_file
     torch.save(state, tmp_path / "bare.pth")

@@ -209,6 +209,7 @@ def _edit_config(folder: Path, key: str, **changes) -> None:
     (folder / "config.json").write_text(json.dumps(config))
 
 
+@pytest.mark.slow
 def test_a_different_vae_is_refused_naming_both(tmp_path, parts):
     folder = save_flow(tmp_path / "ckpt", parts)
     _edit_config(folder, "vae", sha256="0" * 64)
@@ -224,6 +225,7 @@ def test_a_different_posterior_mean_is_refused(tmp_path, parts):
         LATENT_PMRF.load(str(folder), CPU)
 
 
+@pytest.mark.slow
 def test_recorded_relative_paths_are_inside_the_checkpoint(tmp_path, parts):
     """One folder can carry the flow, its VAE and its posterior mean (how the embedded default ships)."""
     reference = LATENT_PMRF.load(str(save_flow(tmp_path / "absolute", parts)), CPU)(make_batch(), KNOBS)

@@ -101,6 +101,7 @@ def test_every_loaded_tensor_matters(weights_dir, photos):
             param.copy_(saved)
 
 
+@pytest.mark.slow
 def test_uint8_range_handling(weights_dir, photos):
     out, gt = photos
     x = to_lpips_range(torch.tensor([[[[0, 255]]]], dtype=torch.uint8).expand(1, 3, 1, 2))

@@ -168,6 +168,7 @@ def test_euler_steps_are_bit_exact_with_the_published_loop(restorer, steps):
     assert torch.equal(got, want)
 
 
+@pytest.mark.slow
 def test_nonzero_eps_offsets_times_and_shrinks_dt_as_published(tmp_path):
     settings = PMRFSettings(flow_arch="hdit_tiny", mmse_arch="swinir_tiny", input_size=32, eps=0.03)
     nets = randomize(PMRFNetworks(settings), 4)

@@ -36,6 +36,7 @@ def invoke(*args: str):
     return result
 
 
+@pytest.mark.slow
 def test_identity_metrics_equal_scikit_image(tmp_path, paired, photo_pairs):
     out = tmp_path / "run"
     result = invoke("run", "--methods", "identity", "--datasets", str(paired), "--out", str(out), "--batch-size", "3")
@@ -57,6 +58,7 @@ def _documented_columns(table: str) -> set[str]:
     return set(re.findall(r"^\| `([a-z_<>]+)`", section, flags=re.M)) - {"knob_<name>"}
 
 
+@pytest.mark.slow
 def test_store_columns_match_readme_and_rerun_recomputes_nothing(tmp_path, paired):
     out = tmp_path / "run"
     args = ("run", "--methods", "identity", "--datasets", str(paired), "--out", str(out))
@@ -119,6 +121,7 @@ NEEDS = RestorerSpec(name="test-needs-weights", load=_needs_weights,
                      weight_sets={"official": (MISSING_CONFIG, MISSING_FILE)}, default_weights="official")
 
 
+@pytest.mark.slow
 def test_nan_output_is_an_error_not_a_value(tmp_path, paired, monkeypatch):
     monkeypatch.setitem(RESTORERS._targets, "test-nan", "test_run_cli:NAN")
     out = tmp_path / "run"
@@ -289,6 +292,7 @@ def test_save_images_writes_the_scored_8bit_outputs(tmp_path, paired, photo_pair
         np.testing.assert_array_equal(read_image(by_name[name])[0], degraded)
 
 
+@pytest.mark.slow
 def test_two_folders_with_the_same_file_names_each_record_their_images(tmp_path, paired):
     import shutil
 

@@ -69,6 +69,7 @@ def reference_decode(z, sd, n_blocks=4, lpb=2, lmid=2):
     return _conv(x, sd, "decoder.conv_out")
 
 
+@pytest.mark.slow
 def test_folder_loads_and_matches_reference_forward(tiny_folder):
     folder, state = tiny_folder
     vae = load_sim_vae(folder)
