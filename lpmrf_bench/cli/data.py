@@ -33,16 +33,16 @@ def _previous_rows(dst: Path, pipeline: str, seed: int, size: int | None) -> dic
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"cannot read {path} ({exc}); delete it to degrade every image again") from exc
     if not {"image_id", "pipeline", "seed", "size"} <= set(frame.columns):
-        raise click.ClickException(f"{path} was not written by `degrade` (no image_id/pipeline/seed/size columns); "
+        raise UsageProblem(f"{path} was not written by `degrade` (no image_id/pipeline/seed/size columns); "
                                    "choose another --dst")
     written = sorted({(str(p), int(s)) for p, s in zip(frame["pipeline"], frame["seed"])})
     if written and written != [(pipeline, seed)]:
         options = ", ".join(f"--pipeline {p} --seed {s}" for p, s in written)
-        raise click.ClickException(f"{dst} was written with {options}; rerun with the same options to resume, "
+        raise UsageProblem(f"{dst} was written with {options}; rerun with the same options to resume, "
                                    "or choose another --dst")
     sizes = sorted({int(s) for s in frame["size"]})
     if size is not None and sizes and sizes != [size]:
-        raise click.ClickException(f"{dst} holds images of {', '.join(map(str, sizes))} px, not --size {size}; "
+        raise UsageProblem(f"{dst} holds images of {', '.join(map(str, sizes))} px, not --size {size}; "
                                    "rerun with the same options to resume, or choose another --dst")
     return {row["image_id"]: row for row in frame.to_dict("records")}
 
@@ -84,14 +84,14 @@ def degrade_command(pipeline: str, src: Path, dst: Path, seed: int, size: int | 
     from lpmrf_bench.store import write_parquet
 
     if dst.resolve().is_relative_to(src.resolve()):
-        raise click.ClickException(f"--dst {dst} is inside --src {src}; its outputs would be read as sources next time")
+        raise UsageProblem(f"--dst {dst} is inside --src {src}; its outputs would be read as sources next time")
     config = PIPELINES[pipeline] if size is None else PIPELINES[pipeline].scaled_to(size)
     try:
         sources = list_images(src)
     except ImageReadError as exc:
         raise click.ClickException(str(exc)) from exc
     if not sources:
-        raise click.ClickException(f"no images (png/jpg/bmp/webp/tif) found in {src}")
+        raise UsageProblem(f"no images (png/jpg/bmp/webp/tif) found in {src}")
     rows = _previous_rows(dst, pipeline, seed, size)
     done = {i for i in rows if (dst / "lq" / f"{i}.png").is_file() and (dst / "gt" / f"{i}.png").is_file()}
     rows = {i: rows[i] for i in done}
