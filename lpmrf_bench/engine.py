@@ -83,6 +83,7 @@ class RunResult:
     skipped_metrics: dict[str, str]
     restored: int  # images restored by this invocation (0 when everything was already stored)
     is_main: bool = True  # False on ranks other than 0, which leave reporting to rank 0
+    earlier_errors: int = 0  # unresolved failures in errors.parquet outside this command's work
 
 
 def pick_device(name: str | None, ranks: Ranks = Ranks()) -> torch.device:
@@ -143,6 +144,7 @@ class Runner:
         self.loaded: dict[str, LoadedRestorer] = {}
         self.invocation = f"{uuid.uuid4().hex[:12]}-r{self.ranks.rank}"
         self.restored = 0
+        self.scope: set[tuple[str, str, str]] = set()  # (dataset, split, image_id) this command was asked about
 
     def _metrics_for(self, dataset: Dataset) -> list:
         """The run's metrics that apply to this dataset (ground truth present, images large enough)."""
@@ -209,9 +211,13 @@ class Runner:
                                            seed=self.o.seed, only_changed=True)
             upsert_sets(self.run_dir, rows)
             self.metric_plan.skipped.update(skipped)
-        errors = store.load_table(self.run_dir, "errors")
         config_ids = {c.config_id for m in self.methods for c in m.configs}
-        return RunResult(self.run_dir, errors, summarize(self.run_dir, config_ids), self.metric_plan.skipped, self.restored)
+        errors = store.load_table(self.run_dir, "errors")
+        mine = errors[[(c in config_ids or c == "-") and (d, s, i) in self.scope for c, d, s, i in
+                       errors[["config_id", "dataset", "split", "image_id"]].itertuples(index=False)]] \
+            if not errors.empty else errors
+        return RunResult(self.run_dir, mine.reset_index(drop=True), summarize(self.run_dir, config_ids),
+                         self.metric_plan.skipped, self.restored, earlier_errors=len(errors) - len(mine))
 
     def _loaded(self, method: MethodPlan) -> LoadedRestorer:
         """Build a method's networks once, on first need (a fully stored method is never loaded)."""
@@ -227,8 +233,10 @@ class Runner:
         names = self._wanted(metrics)
         samples = self.o.samples if method.spec.stochastic else 1
         ids = list(dataset.image_ids())[: self.o.limit]
+        mismatches = getattr(dataset, "mismatches", {})
+        self.scope.update((dataset.name, dataset.split, i) for i in [*ids, *mismatches])
         if self.ranks.is_main:
-            for image_id, reason in getattr(dataset, "mismatches", {}).items():
+            for image_id, reason in mismatches.items():
                 self._error(None, dataset, image_id, 0, "dataset", reason)
         stored = self._stored(dataset)
         todo = [i for i in ids if any(not names <= stored.get((c.config_id, i, k), set())

@@ -37,7 +37,11 @@ def bootstrap(values: np.ndarray, statistic: Statistic = _finite_mean, resamples
     index = rng.integers(0, n, size=(resamples, n))
     stats = np.array([statistic(values[row]) for row in index])
     alpha = (1.0 - level) / 2.0
-    low, high = np.nanquantile(stats, [alpha, 1.0 - alpha]) if np.isfinite(stats).any() else (np.nan, np.nan)
+    # Interpolating between a finite and an infinite statistic gives NaN; with infinities (PSNR of identical
+    # images) the bounds are order statistics instead.
+    method = "linear" if not np.isinf(stats).any() else "inverted_cdf"
+    defined = ~np.isnan(stats)
+    low, high = np.quantile(stats[defined], [alpha, 1.0 - alpha], method=method) if defined.any() else (np.nan, np.nan)
     return Interval(statistic(values), float(low), float(high), n)
 
 

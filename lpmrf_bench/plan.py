@@ -22,7 +22,7 @@ from lpmrf_bench.metrics.extractors import EXTRACTORS, FeatureFn
 from lpmrf_bench.metrics.setlevel import SET_METRICS, SetMetric
 from lpmrf_bench.registry import UnavailableError
 from lpmrf_bench.restorers import RESTORERS, LoadedRestorer, RestorerSpec, get_restorer
-from lpmrf_bench.weights import WeightsError, resolve, sha256_of
+from lpmrf_bench.weights import WeightsError, WeightsMissingError, resolve, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,8 @@ def embedded_methods() -> list[str]:
 
 def plan_methods(methods: list[str], sets: dict[str, str], sweeps: dict[str, str], weights: dict[str, str],
                  reference: str | None = None) -> list[MethodPlan]:
+    """Check every argument (names, knobs and their values, --weights), then look the weights up: same order
+    for every method, so a mistake is reported before any file is searched for or hashed."""
     plans: list[MethodPlan] = []
     for name in methods:
         try:
@@ -149,15 +151,15 @@ def plan_methods(methods: list[str], sets: dict[str, str], sweeps: dict[str, str
         except (KeyError, UnavailableError, FileNotFoundError) as exc:
             raise PlanError(str(exc)) from exc
         plans.append(MethodPlan(spec, weights.get(name, spec.default_weights)))
-    missing = [problem for plan in plans for problem in _missing_weights(plan)]
-    if missing:
-        raise PlanError("\n".join(missing))
+    if reference is not None:
+        try:
+            get_restorer(reference)
+        except (KeyError, UnavailableError, FileNotFoundError) as exc:
+            raise PlanError(f"--reference: {exc}") from exc
     for key in [*sets, *sweeps]:
         if not any(key in {k.name for k in p.spec.knobs} for p in plans):
             raise PlanError(f"no selected method has a knob {key!r}")
-    unused = set(weights) - {p.spec.name for p in plans} - set(methods) - {reference}
-    if unused:
-        raise PlanError(f"--weights names method(s) neither in --methods nor the reference: {', '.join(sorted(unused))}")
+    grids = {}
     for plan in plans:
         spec = plan.spec
         fixed = spec.default_knobs()
@@ -166,11 +168,37 @@ def plan_methods(methods: list[str], sets: dict[str, str], sweeps: dict[str, str
             grid = {k: [spec.knob(k).parse(v) for v in split_list([vals])] for k, vals in sweeps.items() if k in fixed}
         except ValueError as exc:
             raise PlanError(f"{spec.name}: {exc}") from exc
-        label = weights_label(spec, plan.weights_arg)
-        for combo in itertools.product(*grid.values()):
-            knobs = {**fixed, **dict(zip(grid, combo))}
-            plan.configs.append(MethodConfig(spec.name, tuple(sorted(knobs.items())), label))
+        grids[plan.name] = [{**fixed, **dict(zip(grid, combo))} for combo in itertools.product(*grid.values())]
+    unused = set(weights) - {p.spec.name for p in plans} - set(methods) - {reference}
+    if unused:
+        raise PlanError(f"--weights names method(s) neither in --methods nor the reference: {', '.join(sorted(unused))}")
+    for plan in plans:
+        if plan.name in weights:
+            _check_weights_arg(plan.spec, plan.weights_arg)
+        elif plan.weights_arg is None and plan.spec.explicit_weights and not plan.spec.weight_sets:
+            raise PlanError(f"{plan.name} runs only with --weights {plan.name}=PATH ({plan.spec.description})")
+    missing = [problem for plan in plans for problem in _missing_weights(plan)]
+    if missing:  # not a usage error: the arguments are fine, the files are not here (exit 1)
+        raise WeightsMissingError("\n".join(missing))
+    for plan in plans:
+        label = weights_label(plan.spec, plan.weights_arg)
+        plan.configs = [MethodConfig(plan.spec.name, tuple(sorted(knobs.items())), label) for knobs in grids[plan.name]]
     return plans
+
+
+def _check_weights_arg(spec: RestorerSpec, arg: str | None) -> None:
+    """`--weights M=X`: X must be one of M's weight sets, or an existing file/folder for a method that takes paths."""
+    if arg is None or spec.name.startswith("outputs:"):
+        return
+    if not spec.weight_sets and not spec.explicit_weights:
+        raise PlanError(f"--weights {spec.name}=...: method {spec.name!r} takes no weights")
+    if arg in spec.weight_sets:
+        return
+    sets = f" (its weight sets: {', '.join(spec.weight_sets)})" if spec.weight_sets else ""
+    if not spec.explicit_weights:
+        raise PlanError(f"--weights {spec.name}={arg}: not a weight set of {spec.name}{sets}")
+    if not Path(arg).expanduser().exists():
+        raise PlanError(f"--weights {spec.name}={arg}: no such file or folder, and not a weight set of {spec.name}{sets}")
 
 
 def _missing_weights(plan: MethodPlan) -> list[str]:
@@ -235,7 +263,7 @@ def plan_metrics(protocol_name: str, names: list[str] | None, device: torch.devi
         except (UnavailableError, WeightsError, ImportError, KeyError) as exc:
             if names:
                 raise PlanError(f"metric {name!r} cannot run: {exc}") from exc
-            plan.skipped[name] = str(exc).splitlines()[0]
+            plan.skipped[name] = str(exc)  # all of it: a missing file's message says where to get it and put it
             continue
         plan.specs.append(spec)
     return plan

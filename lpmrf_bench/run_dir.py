@@ -52,9 +52,14 @@ def _remove_stale_temporaries(path: Path) -> None:
 
 def _update_manifest(path: Path, protocol: str, seed: int, datasets: list[Dataset], argv: list[str],
                      environment: dict[str, Any], reference: str | None) -> dict[str, Any]:
+    manifest_path = path / MANIFEST
+    if path.exists() and not path.is_dir():
+        raise RunDirConflict(f"--out {path} is a file, not a run directory")
+    if path.is_dir() and not manifest_path.exists() and any(path.iterdir()):
+        raise RunDirConflict(f"--out {path} is a folder with other files and no {MANIFEST}, so not a run directory; "
+                             "choose a new or empty folder")
     path.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(path)
-    manifest_path = path / MANIFEST
     fixed = {"protocol": protocol, "seed": seed, "datasets": _dataset_definitions(datasets)}
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     if manifest_path.exists():

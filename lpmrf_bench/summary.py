@@ -40,7 +40,7 @@ def set_values(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
         interval = bootstrap(values, lambda v: reduce(v).value, seed=seed)
         n = reduce(values).n
         rows.append({**dict(zip(ident, key)), "value": interval.value, "n": n,
-                     "ci_low": interval.low, "ci_high": interval.high})
+                     "ci_low": interval.low, "ci_high": interval.high, "n_inf": int(np.isinf(values).sum())})
     out = pd.DataFrame(rows)
     for knob in knobs:  # keep integer knobs integer (nullable), as in the per-image rows
         out[knob] = out[knob].astype(frame[knob].dtype)
@@ -61,6 +61,14 @@ def write_sets(run_dir: Path) -> pd.DataFrame:
     return frame
 
 
+def _infinite_note(row: pd.Series) -> str:
+    """How many images were infinite (PSNR of an output identical to its ground truth), or nothing."""
+    n_inf = row.get("n_inf", 0)
+    if pd.isna(n_inf) or not n_inf:
+        return ""
+    return f" ({int(n_inf)} identical)" if str(row["metric"]).startswith("psnr") else f" ({int(n_inf)} inf)"
+
+
 def summarize(run_dir: Path, config_ids: set[str] | None = None) -> pd.DataFrame:
     """method (with knobs) x dataset rows, one `metric` column of "value [low, high]" per metric."""
     sets_path = run_dir / "sets.parquet"
@@ -74,6 +82,7 @@ def summarize(run_dir: Path, config_ids: set[str] | None = None) -> pd.DataFrame
     sets = sets.copy()
     sets["config"] = store.config_labels(sets)
     sets["cell"] = sets.apply(lambda r: f"{r['value']:.4g} [{r['ci_low']:.4g}, {r['ci_high']:.4g}]", axis=1)
+    sets["cell"] += sets.apply(_infinite_note, axis=1)
     table = sets.pivot_table(index=["config", "dataset", "split"], columns="metric", values="cell", aggfunc="first")
     n = sets.groupby(["config", "dataset", "split"])["n"].max()
     table.insert(0, "n", n)

@@ -24,6 +24,7 @@ from lpmrf_bench.wheel_source import WheelMember, from_index, from_installed
 
 CACHE_ENV = "LPMRF_BENCH_WEIGHTS"
 OFFLINE_ENV = "LPMRF_BENCH_OFFLINE"
+TRUST_ENV = "LPMRF_BENCH_TRUST_PICKLE"  # files (os.pathsep-separated) the user lets the full unpickler read
 
 
 class WeightsError(RuntimeError):
@@ -36,6 +37,19 @@ class WeightsMissingError(WeightsError):
 
 class WeightsHashError(WeightsError):
     pass
+
+
+class UnreadableWeightsError(WeightsError, ValueError):
+    """A weight file that is there but cannot be used: corrupt, foreign, or the wrong layout."""
+
+
+class UnsafePickleError(UnreadableWeightsError):
+    """A file that only the full unpickler (which can run arbitrary code) could read, and nobody trusted it."""
+
+
+def pinned(digest: str) -> WeightFile | None:
+    """The catalog entry whose published sha256 is `digest`, if any: such a file is the one its source published."""
+    return next((wf for wf in _REGISTRY.values() if wf.sha256 == digest), None)
 
 
 @dataclass(frozen=True)
@@ -187,7 +201,7 @@ def _download(wf: WeightFile, target: Path) -> None:
 
         atomic_write(target, fetch)
     else:
-        raise WeightsMissingError(_missing_message(wf, target.parent, "it must be downloaded by hand"))
+        raise WeightsMissingError(f"{wf.path}: its source {wf.source!r} is not a download address (hf:// or https://)")
 
 
 def resolve(
@@ -214,11 +228,13 @@ def resolve(
     if path.is_file() or (wf.mirror and from_installed(WheelMember.parse(wf.mirror), path)):
         verify(wf, path, cache)
         return path
+    if wf.source.startswith("manual:"):
+        raise WeightsMissingError(_missing_message(wf, cache, "it is not in the cache and must be downloaded by hand"))
     if not download or _offline():
         raise WeightsMissingError(_missing_message(wf, cache, "it is not in the cache and downloads are off"))
     host = _host(wf)
     try:
-        if host and not wf.source.startswith("manual:") and not _reachable(host):
+        if host and not _reachable(host):
             raise WeightsMissingError(_missing_message(wf, cache, f"it is not in the cache and {host} cannot be reached"))
         _download(wf, path)
     except WeightsError as exc:

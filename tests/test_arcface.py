@@ -70,6 +70,7 @@ def test_loads_published_file_and_matches_reference_forward(published_file, face
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * want.abs().max().item())
 
 
+@pytest.mark.slow
 def test_loads_keys_without_module_prefix_and_old_files_without_num_batches_tracked(tmp_path, published_file, faces):
     path, state = published_file
     bare = {k.removeprefix("module."): v for k, v in state.items() if not k.endswith("num_batches_tracked")}
@@ -78,6 +79,7 @@ def test_loads_keys_without_module_prefix_and_old_files_without_num_batches_trac
         torch.testing.assert_close(load_arcface(tmp_path / "bare.pth")(faces), load_arcface(path)(faces))
 
 
+@pytest.mark.slow
 def test_every_loaded_tensor_changes_the_output(published_file, faces, monkeypatch):
     path, state = published_file
     model = load_arcface(path)

@@ -78,9 +78,9 @@ def test_other_seed_or_size_into_the_same_folder_is_refused(src, tmp_path):
     dst = tmp_path / "out"
     assert run("--src", src, "--dst", dst, "--size", SIZE, "--seed", 0).exit_code == 0
     result = run("--src", src, "--dst", dst, "--size", SIZE, "--seed", 1)
-    assert result.exit_code != 0 and "--seed 0" in result.output
+    assert result.exit_code == 2 and "--seed 0" in result.output
     result = run("--src", src, "--dst", dst, "--size", 32, "--seed", 0)
-    assert result.exit_code != 0 and "not --size 32" in result.output
+    assert result.exit_code == 2 and "not --size 32" in result.output
 
 
 def test_bad_sources_are_named_and_skipped(src, tmp_path):
@@ -96,7 +96,7 @@ def test_bad_sources_are_named_and_skipped(src, tmp_path):
 
 def test_dst_inside_src_is_refused(src):
     result = run("--src", src, "--dst", src / "out")
-    assert result.exit_code != 0 and "inside --src" in result.output
+    assert result.exit_code == 2 and "inside --src" in result.output
 
 
 def test_preview_writes_sheet_of_expected_size(src, tmp_path):

@@ -192,6 +192,7 @@ def test_same_seed_same_bytes_regardless_of_order_and_batches():
     assert len(set(forward.values())) == len(KEYS)
 
 
+@pytest.mark.slow
 def test_same_bytes_in_two_worker_processes():
     in_process = degrade_keys((KEYS, 5, 64))
     with multiprocessing.get_context("spawn").Pool(2) as pool:

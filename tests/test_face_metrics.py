@@ -85,6 +85,7 @@ def test_inputs_equal_the_published_preprocessing(pairs):
     torch.testing.assert_close(fan_input(out), want_fan, rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_deg_matches_the_published_script(pairs, weights_dir, deg):
     out, gt, out_files, gt_files = pairs
     values = deg(MetricBatch(out=out, gt=gt)).numpy()
@@ -97,6 +98,7 @@ def test_deg_matches_the_published_script(pairs, weights_dir, deg):
     assert np.all(values > 1.0)
 
 
+@pytest.mark.slow
 def test_lmd_matches_the_published_script(pairs, weights_dir, lmd_values):
     _, _, out_files, gt_files = pairs
     values = lmd_values.numpy()
@@ -113,6 +115,7 @@ def test_lmd_matches_the_published_script(pairs, weights_dir, lmd_values):
     assert np.all(values > 0)
 
 
+@pytest.mark.slow
 def test_identical_images_give_zero(pairs, deg, lmd):
     _, gt, _, _ = pairs
     assert deg(MetricBatch(out=gt.clone(), gt=gt)).tolist() == [0.0, 0.0, 0.0]
@@ -143,12 +146,14 @@ def test_deg_set_value_leaves_out_pairs_under_one_degree():
     assert empty.n == 0 and math.isnan(empty.value)
 
 
+@pytest.mark.slow
 def test_batches_give_the_per_image_values(pairs, lmd, lmd_values):
     out, gt, _, _ = pairs
     alone = torch.cat([lmd(MetricBatch(out=out[i : i + 1], gt=gt[i : i + 1])) for i in range(len(lmd_values))])
     torch.testing.assert_close(lmd_values, alone, rtol=0, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_bad_input_errors(pairs, deg, tmp_path, monkeypatch):
     out, gt, _, _ = pairs
     with pytest.raises(ValueError, match="ground truth; this set has none"):

@@ -87,6 +87,7 @@ def reference_heatmaps(sd: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Te
     return heat
 
 
+@pytest.mark.slow
 def test_loads_published_file_and_matches_reference_forward(published_file, face):
     path, state = published_file
     model = load_fan(path)
@@ -100,12 +101,14 @@ def test_loads_published_file_and_matches_reference_forward(published_file, face
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * want.abs().max().item())
 
 
+@pytest.mark.slow
 def test_every_loaded_tensor_changes_the_output(published_file, face, monkeypatch):
     path, _ = published_file
     model = load_fan(path)
     assert tensors_without_effect(model, face, monkeypatch) == []
 
 
+@pytest.mark.slow
 def test_file_must_be_the_published_dict(tmp_path, published_file):
     _, state = published_file
     torch.save(state, tmp_path / "bare.pth")

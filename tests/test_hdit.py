@@ -144,6 +144,7 @@ def test_registry_names_and_round_trip():
         arch_config("hdit_huge")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", [32, 48])
 def test_forward_matches_published_maths(size):
     model = randomize(HDiT(TINY), seed=0).double().eval()
@@ -157,6 +158,7 @@ def test_forward_matches_published_maths(size):
     assert (got - want).abs().max().item() < 1e-9 * max(1.0, want.abs().max().item())
 
 
+@pytest.mark.slow
 def test_every_loaded_tensor_matters():
     model = randomize(HDiT(TINY), seed=2).eval()
     x = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(3))
@@ -166,6 +168,7 @@ def test_every_loaded_tensor_matters():
         assert perturbed_outputs_differ(model, lambda m: m(x, t), skip={"aug_emb.weight"}) == []
 
 
+@pytest.mark.slow
 def test_bf16_autocast_runs_close_to_fp32():
     model = randomize(HDiT(TINY), seed=4).eval()
     x, t = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(5)), torch.tensor([0.5])
@@ -182,6 +185,7 @@ def test_bad_size_names_the_multiple():
         HDiT(TINY)(torch.zeros(1, 3, 36, 36), torch.zeros(1))
 
 
+@pytest.mark.slow
 def test_whole_model_compiles_as_one_graph():
     # the CUDA fast path compiles the model around flex attention: no graph break may split it
     model = randomize(HDiT(TINY), seed=6).eval()

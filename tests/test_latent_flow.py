@@ -40,6 +40,7 @@ def test_odd_latent_is_refused():
         LatentFlow(LatentFlowConfig.tiny())(torch.zeros(1, 4, 5, 4), torch.zeros(1))
 
 
+@pytest.mark.slow
 def test_samples_do_not_interact_and_time_matters():
     net = randomize(LatentFlow(LatentFlowConfig.tiny()))
     x = torch.randn(3, 4, 4, 4, generator=torch.Generator().manual_seed(2))
@@ -51,6 +52,7 @@ def test_samples_do_not_interact_and_time_matters():
         assert not torch.allclose(net(x, t), net(x, t.flip(0)))
 
 
+@pytest.mark.slow
 def test_every_weight_changes_the_output():
     net = randomize(LatentFlow(LatentFlowConfig.tiny()))
     x = torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(3))

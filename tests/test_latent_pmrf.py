@@ -102,6 +102,7 @@ def test_without_a_checkpoint_says_how_to_get_one():
         LATENT_PMRF.load(None, CPU)
 
 
+@pytest.mark.slow
 def test_output_follows_the_published_pipeline(tmp_path, parts):
     """An explicit re-statement: x̂ -> posterior draw -> + 0.1 eps -> Euler in sigma (1 -> 0) -> decode."""
     restorer = LATENT_PMRF.load(str(save_flow(tmp_path / "ckpt", parts)), CPU)
@@ -122,6 +123,7 @@ def test_output_follows_the_published_pipeline(tmp_path, parts):
     torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_flow_match_schedule_is_diffusers_grid(tmp_path, parts):
     """The published sampler: FlowMatchEulerDiscreteScheduler(shift=1).set_timesteps(K), sigmas
     linspace(1, 0.001, K) then 0, written out as a loop."""
@@ -143,6 +145,7 @@ def test_flow_match_schedule_is_diffusers_grid(tmp_path, parts):
     assert (out - restorer(batch, KNOBS)).abs().max() > 20 * error  # the check can tell the two grids apart
 
 
+@pytest.mark.slow
 def test_posterior_mean_comes_from_the_shared_batch_cache(tmp_path, parts):
     """`pmrf` and `posterior-mean` store x̂ under the same key; Latent-PMRF must read it, not recompute it."""
     restorer = LATENT_PMRF.load(str(save_flow(tmp_path / "ckpt", parts)), CPU)
@@ -154,6 +157,7 @@ def test_posterior_mean_comes_from_the_shared_batch_cache(tmp_path, parts):
         torch.testing.assert_close(computed, parts["mmse"](batch.lq).clamp(0, 1))
 
 
+@pytest.mark.slow
 def test_a_seed_reproduces_the_output_bit_for_bit(tmp_path, parts):
     folder = str(save_flow(tmp_path / "ckpt", parts))
     first = LATENT_PMRF.load(folder, CPU)(make_batch(seed=7), KNOBS)
@@ -181,6 +185,7 @@ def sigma_twin(flow: LatentFlow) -> LatentFlow:
     return twin
 
 
+@pytest.mark.slow
 def test_both_time_conventions_give_the_same_restoration(tmp_path, parts):
     flow_t = LatentFlow(parts["flow"].config)
     flow_t.load_state_dict(parts["flow"].state_dict())
@@ -204,6 +209,7 @@ def _edit_config(folder: Path, key: str, **changes) -> None:
     (folder / "config.json").write_text(json.dumps(config))
 
 
+@pytest.mark.slow
 def test_a_different_vae_is_refused_naming_both(tmp_path, parts):
     folder = save_flow(tmp_path / "ckpt", parts)
     _edit_config(folder, "vae", sha256="0" * 64)
@@ -219,6 +225,7 @@ def test_a_different_posterior_mean_is_refused(tmp_path, parts):
         LATENT_PMRF.load(str(folder), CPU)
 
 
+@pytest.mark.slow
 def test_recorded_relative_paths_are_inside_the_checkpoint(tmp_path, parts):
     """One folder can carry the flow, its VAE and its posterior mean (how the embedded default ships)."""
     reference = LATENT_PMRF.load(str(save_flow(tmp_path / "absolute", parts)), CPU)(make_batch(), KNOBS)
@@ -233,6 +240,7 @@ def test_recorded_relative_paths_are_inside_the_checkpoint(tmp_path, parts):
         LATENT_PMRF.load(str(folder), CPU)
 
 
+@pytest.mark.slow
 def test_bf16_runs_and_stays_close(tmp_path, parts):
     restorer = LATENT_PMRF.load(str(save_flow(tmp_path / "ckpt", parts)), CPU)
     fp32 = restorer(make_batch(), KNOBS)
@@ -240,6 +248,7 @@ def test_bf16_runs_and_stays_close(tmp_path, parts):
     assert bf16.dtype == torch.float32 and (bf16 - fp32).abs().mean() < 0.05
 
 
+@pytest.mark.slow
 def test_vae_recon_reconstructs_gt_else_lq(parts):
     restorer = VAE_RECON.load(str(parts["vae"]), CPU)
     vae = load_sim_vae(parts["vae"]).model

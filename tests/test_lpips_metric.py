@@ -73,6 +73,7 @@ def reference_lpips(net: str, weights_dir: Path, monkeypatch) -> lpips.LPIPS:
     return lpips.LPIPS(pretrained=True, net=net, version="0.1", pnet_rand=False, verbose=False).eval()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("net", ["alex", "vgg"])
 def test_equals_published_pipeline(net, weights_dir, photos, monkeypatch):
     out, gt = photos
@@ -86,6 +87,7 @@ def test_equals_published_pipeline(net, weights_dir, photos, monkeypatch):
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_every_loaded_tensor_matters(weights_dir, photos):
     out, gt = photos
     model = build_lpips("alex", torch.device("cpu"), str(weights_dir))
@@ -99,6 +101,7 @@ def test_every_loaded_tensor_matters(weights_dir, photos):
             param.copy_(saved)
 
 
+@pytest.mark.slow
 def test_uint8_range_handling(weights_dir, photos):
     out, gt = photos
     x = to_lpips_range(torch.tensor([[[[0, 255]]]], dtype=torch.uint8).expand(1, 3, 1, 2))

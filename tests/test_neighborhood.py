@@ -26,6 +26,7 @@ def loop_reference(q, k, v, kernel_size, scale):
     "height,width,kernel_size",
     [(7, 7, 7), (9, 11, 3), (12, 10, 5), (13, 17, 7), (20, 9, 5), (16, 16, 7), (23, 29, 7)],
 )
+@pytest.mark.slow
 def test_matches_explicit_window_loop(height, width, kernel_size):
     gen = torch.Generator().manual_seed(height * 100 + width * 10 + kernel_size)
     q, k = (torch.randn(2, 3, height, width, 8, generator=gen) for _ in range(2))

@@ -28,6 +28,7 @@ def run_dir(tmp_path_factory, photo_pairs):
         yield out  # the test method stays registered while the charts look up its PD knob
 
 
+@pytest.mark.slow
 def test_points_are_the_set_values_and_the_sweep_is_a_curve_in_knob_order(run_dir):
     sets = pd.read_parquet(run_dir / "sets.parquet")
     figure = pd_tradeoff(sets, "psnr", "ssim")

@@ -64,6 +64,7 @@ def test_full_size_networks_match_the_hf_layout():
     assert sum(p.numel() for p in nets.parameters()) == MANIFEST["parameters"]
 
 
+@pytest.mark.slow
 def test_hf_folder_loads_and_ignores_foreign_keys(tmp_path):
     nets = tiny_networks(0)
     loaded = load_pmrf(str(write_hf_folder(tmp_path / "hf", nets)))
@@ -97,6 +98,7 @@ def test_non_pmrf_config_is_refused(tmp_path):
         load_pmrf(str(folder))
 
 
+@pytest.mark.slow
 def test_lightning_ckpt_uses_ema(tmp_path):
     raw, ema = tiny_networks(4), tiny_networks(5)
     ckpt = {
@@ -135,6 +137,7 @@ def test_our_checkpoint_round_trip(tmp_path):
     assert same_tensors(nets, loaded) and loaded.settings == nets.settings
 
 
+@pytest.mark.slow
 def test_difface_pth_with_params_ema_and_module_prefix(tmp_path):
     model = randomize(SwinIR(SWINIR_CONFIGS["swinir_L"]), 8)
     ema = {f"module.{k}": v for k, v in model.state_dict().items()}

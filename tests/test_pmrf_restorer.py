@@ -42,6 +42,7 @@ def test_spec_metadata():
     assert {wf.filename for wf in PMRF.weight_sets["official"]} == {"config.json", "model.safetensors"}
 
 
+@pytest.mark.slow
 def test_matches_the_published_sampling_loop(restorer):
     batch = make_batch(["a", "b"])
     got = restorer(batch, knobs(steps=4))
@@ -54,6 +55,7 @@ def test_matches_the_published_sampling_loop(restorer):
     torch.testing.assert_close(got, x.clip(0, 1), rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_seed_reproduces_bit_for_bit_and_differs_across_seeds(restorer):
     a = restorer(make_batch(["a", "b"]), knobs())
     b = restorer(make_batch(["a", "b"]), knobs())
@@ -61,12 +63,14 @@ def test_seed_reproduces_bit_for_bit_and_differs_across_seeds(restorer):
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
+@pytest.mark.slow
 def test_result_does_not_depend_on_batch_composition(restorer):
     pair = restorer(make_batch(["a", "b"]), knobs())
     alone = restorer(make_batch(["b"]), knobs())
     torch.testing.assert_close(pair[1:], alone, rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_posterior_mean_computed_once_per_batch_across_a_sweep(restorer):
     calls = []
     hook = restorer.nets.mmse_model.register_forward_hook(lambda *a: calls.append(1))
@@ -83,6 +87,7 @@ def test_posterior_mean_computed_once_per_batch_across_a_sweep(restorer):
     torch.testing.assert_close(outs[0], one, rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_bf16_precision_runs_close(restorer):
     batch = make_batch(["a"])
     full = restorer(batch, knobs())
@@ -108,6 +113,7 @@ def test_wrong_size_names_the_required_size_per_image(restorer, folder):
     assert restorer.input_size == 32
 
 
+@pytest.mark.slow
 def test_import_is_lazy_and_official_load_fails_clearly(tmp_path):
     code = (
         "import lpmrf_bench.restorers.pmrf as m, torch\n"
@@ -121,6 +127,7 @@ def test_import_is_lazy_and_official_load_fails_clearly(tmp_path):
     assert not any(tmp_path.iterdir())  # nothing was written or downloaded
 
 
+@pytest.mark.slow
 def test_sigma_convention_checkpoint_integrates_from_sigma_one(tmp_path):
     # a flow trained in the reversed convention: the network sees sigma * time_scale, sigma from 1 to 0
     settings = PMRFSettings(flow_arch="hdit_tiny", mmse_arch="swinir_tiny", input_size=32,
@@ -150,6 +157,7 @@ def published_generate_reconstructions(nets, lq, noise, steps, eps, noise_std=0.
         return x.clip(0, 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("steps", [5, 25])
 def test_euler_steps_are_bit_exact_with_the_published_loop(restorer, steps):
     # at K = 5 or 25 most grid differences round32((i+1)/K) - round32(i/K) differ from round32(1/K) in the last
@@ -160,6 +168,7 @@ def test_euler_steps_are_bit_exact_with_the_published_loop(restorer, steps):
     assert torch.equal(got, want)
 
 
+@pytest.mark.slow
 def test_nonzero_eps_offsets_times_and_shrinks_dt_as_published(tmp_path):
     settings = PMRFSettings(flow_arch="hdit_tiny", mmse_arch="swinir_tiny", input_size=32, eps=0.03)
     nets = randomize(PMRFNetworks(settings), 4)

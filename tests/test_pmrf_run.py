@@ -28,6 +28,7 @@ def _run(out, weights, *extra):
     return load(out)
 
 
+@pytest.mark.slow
 def test_sweep_reuses_the_posterior_mean_and_seeds_do_not_depend_on_batching(tmp_path, weights, monkeypatch):
     calls = []
     original = SwinIR.forward
@@ -45,6 +46,7 @@ def test_sweep_reuses_the_posterior_mean_and_seeds_do_not_depend_on_batching(tmp
                                   again.sort_values(key)[[*key, "value"]].reset_index(drop=True))
 
 
+@pytest.mark.slow
 def test_indrmse_against_the_posterior_mean(tmp_path, weights):
     args = ["run", "--methods", "pmrf,posterior-mean", "--datasets", "synthetic-faces", "--limit", "4",
             "--weights", f"pmrf={weights}", "--weights", f"posterior-mean={weights}", "--set", "steps=2",

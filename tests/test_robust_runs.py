@@ -73,6 +73,7 @@ def reference_rows(reference_run) -> pd.DataFrame:
     return rows
 
 
+@pytest.mark.slow
 def test_random_sigkills_then_resume_give_exactly_the_uninterrupted_rows(many_pairs, reference_rows, tmp_path):
     out = tmp_path / "run"
     args = _args(many_pairs, out)
@@ -98,6 +99,7 @@ def test_random_sigkills_then_resume_give_exactly_the_uninterrupted_rows(many_pa
     assert not list(out.rglob(".*.tmp"))
 
 
+@pytest.mark.slow
 def test_two_torchrun_ranks_equal_one_process(many_pairs, reference_rows, tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", ENTRY,
@@ -111,6 +113,7 @@ def test_two_torchrun_ranks_equal_one_process(many_pairs, reference_rows, tmp_pa
     assert per_rank.loc["r1"].to_dict() == {"identity": 12, "test-noisy": 24}
 
 
+@pytest.mark.slow
 def test_folder_of_bad_and_odd_files(tmp_path, caplog):
     root = tmp_path / "bad"
     clean = photograph("coffee", 48)
@@ -149,6 +152,7 @@ def test_folder_of_bad_and_odd_files(tmp_path, caplog):
     assert np.isinf(psnr["sixteen"]) and np.isinf(psnr["good"])  # 16-bit x*257 rounds back exactly
 
 
+@pytest.mark.slow
 def test_samples_spread_and_paired_comparison(reference_run):
     frame = store.load(reference_run)
     stats = store.per_image(frame[frame.metric == "psnr"]).set_index(["method", "image_id"])

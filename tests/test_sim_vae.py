@@ -69,6 +69,7 @@ def reference_decode(z, sd, n_blocks=4, lpb=2, lmid=2):
     return _conv(x, sd, "decoder.conv_out")
 
 
+@pytest.mark.slow
 def test_folder_loads_and_matches_reference_forward(tiny_folder):
     folder, state = tiny_folder
     vae = load_sim_vae(folder)
@@ -130,6 +131,7 @@ def test_side_not_multiple_of_eight_is_refused(tiny_folder):
         load_sim_vae(tiny_folder[0]).model.encode(torch.zeros(1, 3, 12, 16))
 
 
+@pytest.mark.slow
 def test_every_loaded_tensor_matters(tiny_folder):
     folder, _ = tiny_folder
     model = load_sim_vae(folder).model

@@ -112,6 +112,7 @@ def test_forward_matches_published_maths(size):
     assert (got - want).abs().max().item() < 1e-9
 
 
+@pytest.mark.slow
 def test_every_loaded_tensor_matters():
     model = randomize(SwinIR(TINY), seed=2).eval()
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))

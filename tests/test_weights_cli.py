@@ -20,7 +20,7 @@ def test_list_shows_every_published_file_with_its_state(tmp_path):
     from lpmrf_bench.models.pmrf_loading import DIFFACE_SWINIR
 
     _cache_file(tmp_path, DIFFACE_SWINIR, b"not really swinir")
-    result = CliRunner().invoke(main, ["weights", "list", "--weights-dir", str(tmp_path)])
+    result = CliRunner().invoke(main, ["weights", "list", "--wide", "--weights-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     lines = {line.split()[0]: line for line in result.output.splitlines() if "/" in line.split()[0]}
     for expected in ("pmrf/model.safetensors", "difface/swinir_restoration512_L1.pth", "metrics/vgg16-397923af.pth",
@@ -49,4 +49,29 @@ def test_fetch_offline_names_each_file_and_fails(tmp_path):
     assert result.exit_code == 1
     assert result.output.count("missing  weight file") == 2
     unknown = CliRunner().invoke(main, ["weights", "fetch", "no-such-file.pth"])
-    assert unknown.exit_code == 1 and "no weight file named 'no-such-file.pth'" in unknown.output
+    assert unknown.exit_code == 2 and "no weight file named 'no-such-file.pth'" in unknown.output
+
+
+def test_every_registered_file_is_in_the_published_catalog():
+    """`weights list` reads `lpmrf_bench.published` without importing the models: no module may register elsewhere."""
+    import importlib
+    import pkgutil
+
+    import lpmrf_bench
+    import lpmrf_bench.published  # noqa: F401
+
+    declared = set(W.catalog())
+    for info in pkgutil.walk_packages(lpmrf_bench.__path__, "lpmrf_bench."):
+        if not info.name.startswith(("lpmrf_bench.cli", "lpmrf_bench.__main__")):
+            try:
+                importlib.import_module(info.name)
+            except ImportError:  # an optional backend (pyiqa) that is not installed registers nothing here
+                continue
+    assert set(W.catalog()) == declared
+
+
+def test_builtin_schedule_choices_are_the_samplers():
+    from lpmrf_bench.models.sampler import SCHEDULES
+    from lpmrf_bench.restorers.builtin import SCHEDULES as KNOB_CHOICES
+
+    assert KNOB_CHOICES == SCHEDULES

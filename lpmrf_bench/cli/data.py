@@ -5,27 +5,26 @@ import logging
 import time
 from pathlib import Path
 
-import click
-import numpy as np
-import pandas as pd
-from PIL import Image
-from tqdm import tqdm
+from typing import TYPE_CHECKING
 
-from lpmrf_bench.cli.common import fail_cleanly
-from lpmrf_bench.data import open_dataset
-from lpmrf_bench.data.degrade import PIPELINES, degrade
-from lpmrf_bench.data.preview import contact_sheet
-from lpmrf_bench.imageio import ImageReadError, list_images, read_image, write_png
-from lpmrf_bench.store import write_parquet
+import click
+
+from lpmrf_bench.cli.common import UsageProblem, fail_cleanly
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
 PARAMS_FILE = "params.parquet"
+PIPELINE_NAMES = ("difface", "gfpgan")  # the keys of data.degrade.PIPELINES, listed here so --help imports no numpy
 FLUSH_SECONDS = 10.0  # params.parquet is rewritten this often: a killed run redoes at most that much work
 
 
 def _previous_rows(dst: Path, pipeline: str, seed: int, size: int | None) -> dict[str, dict]:
     """Rows of an earlier run into `dst`, refusing to mix pipelines, seeds or sizes in one output folder."""
+    import pandas as pd
+
     path = dst / PARAMS_FILE
     if not path.exists():
         return {}
@@ -34,21 +33,26 @@ def _previous_rows(dst: Path, pipeline: str, seed: int, size: int | None) -> dic
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"cannot read {path} ({exc}); delete it to degrade every image again") from exc
     if not {"image_id", "pipeline", "seed", "size"} <= set(frame.columns):
-        raise click.ClickException(f"{path} was not written by `degrade` (no image_id/pipeline/seed/size columns); "
+        raise UsageProblem(f"{path} was not written by `degrade` (no image_id/pipeline/seed/size columns); "
                                    "choose another --dst")
     written = sorted({(str(p), int(s)) for p, s in zip(frame["pipeline"], frame["seed"])})
     if written and written != [(pipeline, seed)]:
         options = ", ".join(f"--pipeline {p} --seed {s}" for p, s in written)
-        raise click.ClickException(f"{dst} was written with {options}; rerun with the same options to resume, "
+        raise UsageProblem(f"{dst} was written with {options}; rerun with the same options to resume, "
                                    "or choose another --dst")
     sizes = sorted({int(s) for s in frame["size"]})
     if size is not None and sizes and sizes != [size]:
-        raise click.ClickException(f"{dst} holds images of {', '.join(map(str, sizes))} px, not --size {size}; "
+        raise UsageProblem(f"{dst} holds images of {', '.join(map(str, sizes))} px, not --size {size}; "
                                    "rerun with the same options to resume, or choose another --dst")
     return {row["image_id"]: row for row in frame.to_dict("records")}
 
 
 def _load_hq(path: Path, size: int | None) -> tuple[np.ndarray, list[str]]:
+    import numpy as np
+    from PIL import Image
+
+    from lpmrf_bench.imageio import ImageReadError, read_image
+
     hq, conversions = read_image(path)
     h, w = hq.shape[:2]
     if h != w:
@@ -60,7 +64,7 @@ def _load_hq(path: Path, size: int | None) -> tuple[np.ndarray, list[str]]:
 
 
 @click.command("degrade")
-@click.option("--pipeline", type=click.Choice(sorted(PIPELINES)), default="difface", show_default=True,
+@click.option("--pipeline", type=click.Choice(PIPELINE_NAMES), default="difface", show_default=True,
               help="difface: PMRF/DifFace training degradation; gfpgan: GFPGAN's (CelebA-Test style).")
 @click.option("--src", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of HQ aligned square face crops (searched recursively).")
@@ -72,15 +76,22 @@ def _load_hq(path: Path, size: int | None) -> tuple[np.ndarray, list[str]]:
 @fail_cleanly
 def degrade_command(pipeline: str, src: Path, dst: Path, seed: int, size: int | None) -> None:
     """Make LQ/GT pairs from HQ faces with a published degradation, seeded and resumable."""
+    import pandas as pd
+    from tqdm import tqdm
+
+    from lpmrf_bench.data.degrade import PIPELINES, degrade
+    from lpmrf_bench.imageio import ImageReadError, list_images, write_png
+    from lpmrf_bench.store import write_parquet
+
     if dst.resolve().is_relative_to(src.resolve()):
-        raise click.ClickException(f"--dst {dst} is inside --src {src}; its outputs would be read as sources next time")
+        raise UsageProblem(f"--dst {dst} is inside --src {src}; its outputs would be read as sources next time")
     config = PIPELINES[pipeline] if size is None else PIPELINES[pipeline].scaled_to(size)
     try:
         sources = list_images(src)
     except ImageReadError as exc:
         raise click.ClickException(str(exc)) from exc
     if not sources:
-        raise click.ClickException(f"no images (png/jpg/bmp/webp/tif) found in {src}")
+        raise UsageProblem(f"no images (png/jpg/bmp/webp/tif) found in {src}")
     rows = _previous_rows(dst, pipeline, seed, size)
     done = {i for i in rows if (dst / "lq" / f"{i}.png").is_file() and (dst / "gt" / f"{i}.png").is_file()}
     rows = {i: rows[i] for i in done}
@@ -132,6 +143,14 @@ def data_group() -> None:
 @fail_cleanly
 def preview_command(spec: str, out: Path, count: int, data_root: Path | None, cell: int, captions: bool) -> None:
     """Write a contact sheet of a dataset spec: LQ beside GT where paired."""
+    import numpy as np
+
+    from lpmrf_bench.data import open_dataset
+    from lpmrf_bench.data.preview import contact_sheet
+    from lpmrf_bench.imageio import ImageReadError, write_png
+
+    if out.suffix.lower() != ".png":
+        raise UsageProblem(f"--out {out} must end in .png (the sheet is written as PNG)")
     try:
         dataset = open_dataset(spec, data_root)
     except ImageReadError as exc:

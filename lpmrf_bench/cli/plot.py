@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -39,15 +40,19 @@ def pd_tradeoff_command(run_dirs: tuple[Path, ...], x: str, y: str | None, datas
 
     The Pareto frontier over all points is marked; the better corner is the top right for any metric pair.
     """
-    from lpmrf_bench.plots import pd_tradeoff
+    from lpmrf_bench.plots import default_perception_metric, pd_tradeoff
     from lpmrf_bench.store import load_sets
 
     _check_format(out)
     try:
-        figure = pd_tradeoff(load_sets(run_dirs), x, y, dataset)
+        sets = load_sets(run_dirs)
+        y = y or default_perception_metric(sets)
+        figure = pd_tradeoff(sets, x, y, dataset)
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     _save(figure, out or run_dirs[0] / "pd-tradeoff.png")
+    for line in not_drawable(sets, [x, y], None if dataset == "all" else dataset):
+        click.echo(f"left out {line}", err=True)
 
 
 @plot_group.command("convergence")
@@ -82,3 +87,23 @@ def convergence_command(run_dirs: tuple[Path, ...], metric: str, x: str, at_step
                    if reading.ratio is not None else f"{names[0]} never reaches it within its logged steps")
         click.echo(f"{name} reaches {metric} {reading.target:.4g} at step {reading.candidate_step:g}; {reached}")
     _save(figure, out or run_dirs[0] / "convergence.png")
+
+
+def not_drawable(sets: pd.DataFrame, metrics: list[str], dataset: str | None) -> list[str]:
+    """Configurations the chart cannot place, and why: an infinite value (PSNR of outputs identical to the
+    ground truth) has no position on an axis, so matplotlib drops the point without a word."""
+    import numpy as np
+    import pandas as pd
+
+    from lpmrf_bench.store import knob_columns
+
+    rows = sets[sets["metric"].isin(metrics) & np.isinf(sets["value"].to_numpy(dtype=float))]
+    if dataset is not None:
+        rows = rows[rows["dataset"] == dataset]
+    knobs = knob_columns(sets)
+    lines = []
+    for row in rows.itertuples(index=False):
+        setting = ", ".join(f"{k.removeprefix('knob_')}={getattr(row, k)}" for k in knobs if pd.notna(getattr(row, k)))
+        lines.append(f"{row.method}{f' ({setting})' if setting else ''}: {row.metric} = {row.value:g} cannot be placed "
+                     "on the axes")
+    return lines

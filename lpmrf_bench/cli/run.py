@@ -1,4 +1,7 @@
-"""`lpmrf-bench run` and `lpmrf-bench restore`."""
+"""`lpmrf-bench run` and `lpmrf-bench restore`.
+
+Every argument is checked before any weight lookup or network load; heavy modules load inside the commands.
+"""
 from __future__ import annotations
 
 import os
@@ -6,14 +9,24 @@ import sys
 from pathlib import Path
 
 import click
-import numpy as np
-import pandas as pd
-import torch
 
-from lpmrf_bench.cli.common import fail_cleanly
-from lpmrf_bench.engine import RunOptions, pick_device, quantize, run
-from lpmrf_bench.plan import DEFAULT_DATASET, embedded_methods, parse_assignments, split_list
-from lpmrf_bench.weights import CACHE_ENV
+from lpmrf_bench.cli.common import UsageProblem, fail_cleanly, parse_device
+from lpmrf_bench.weights import CACHE_ENV, TRUST_ENV
+
+POSITIVE = click.IntRange(min=1)
+
+
+def trust_pickles(paths: tuple[str, ...]) -> None:
+    """Let the full unpickler read exactly these files (`--trust-pickle`); the loaders read the environment."""
+    if paths:
+        listed = [p for p in os.environ.get(TRUST_ENV, "").split(os.pathsep) if p]
+        os.environ[TRUST_ENV] = os.pathsep.join([*listed, *(str(Path(p).resolve()) for p in paths)])
+
+
+TRUST_OPTION = click.option(
+    "--trust-pickle", "trusted", multiple=True, type=click.Path(exists=True, dir_okay=False),
+    help="A weight file you trust to be unpickled in full (it can run code); repeatable. Without it only "
+         "tensors are read, except from files whose sha256 the catalog pins.")
 
 
 @click.command("run")
@@ -24,37 +37,45 @@ from lpmrf_bench.weights import CACHE_ENV
 @click.option("--set", "sets", multiple=True, metavar="KNOB=V", help="Fix a knob for every method that has it.")
 @click.option("--sweep", "sweeps", multiple=True, metavar="KNOB=V1,V2", help="Run every listed value of a knob.")
 @click.option("--weights", "weights", multiple=True, metavar="METHOD=PATH", help="Weights for a method (file or folder).")
+@TRUST_OPTION
 @click.option("--reference", default="posterior-mean", show_default=True,
               help="Method whose output reference-restoration metrics (IndRMSE) compare with.")
 @click.option("--set-reference", default=None, metavar="NAME",
               help="Reference set of fd/kd metrics (default: <dataset>:ref for synthetic faces, else ffhq-512).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Fixes every random draw of the run.")
-@click.option("--samples", type=int, default=1, show_default=True, help="Restorations per image (stochastic methods).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Fixes every random draw of the run.")
+@click.option("--samples", type=POSITIVE, default=1, show_default=True, help="Restorations per image (stochastic methods).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
-@click.option("--batch-size", type=int, default=8, show_default=True)
-@click.option("--limit", type=int, default=None, help="Only the first N images of each dataset.")
+@click.option("--batch-size", type=POSITIVE, default=8, show_default=True)
+@click.option("--limit", type=POSITIVE, default=None, help="Only the first N images of each dataset.")
 @click.option("--save-images", is_flag=True, help="Also write the restored PNGs under outputs/.")
-@click.option("--out", default=None, help="Run directory (default: runs/<hash of the configuration>).")
-@click.option("--data-root", default=None, envvar="LPMRF_BENCH_DATA", help="Where the benchmark sets live.")
-@click.option("--weights-dir", default=None, envvar="LPMRF_BENCH_WEIGHTS", help="Weight cache folder.")
+@click.option("--out", default=None, type=click.Path(), help="Run directory (default: runs/<hash of the configuration>).")
+@click.option("--data-root", default=None, envvar="LPMRF_BENCH_DATA", type=click.Path(exists=True, file_okay=False),
+              help="Where the benchmark sets live.")
+@click.option("--weights-dir", default=None, envvar="LPMRF_BENCH_WEIGHTS", type=click.Path(file_okay=False),
+              help="Weight cache folder.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @fail_cleanly
-def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, reference, set_reference, seed, samples,
-                device, batch_size, limit, save_images, out, data_root, weights_dir, no_progress) -> None:
+def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, trusted, reference, set_reference, seed,
+                samples, device, batch_size, limit, save_images, out, data_root, weights_dir, no_progress) -> None:
     """Restore datasets with methods, score every image, store the rows and print the summary.
 
     With no --methods and no --datasets this is the embedded default: synthetic-faces:test x (identity +
     every method with embedded weights). The same command resumes into the same directory.
     """
+    import pandas as pd
+
+    from lpmrf_bench.engine import RunOptions, run
+    from lpmrf_bench.plan import DEFAULT_DATASET, embedded_methods, parse_assignments, split_list
+
+    device = parse_device(device)
     if weights_dir:  # restorers resolve through the environment; one cache for every model of the run
         os.environ[CACHE_ENV] = weights_dir
+    trust_pickles(trusted)
     method_list, dataset_list = split_list(methods), split_list(datasets)
     if not method_list and not dataset_list:
         method_list, dataset_list = embedded_methods(), [DEFAULT_DATASET]
     if not method_list or not dataset_list:
         raise click.UsageError("give both --methods and --datasets, or neither (the embedded default)")
-    if samples < 1 or batch_size < 1:
-        raise click.UsageError("--samples and --batch-size must be at least 1")
     options = RunOptions(
         methods=method_list, datasets=dataset_list, protocol=protocol, metrics=split_list(metrics) or None,
         sets=parse_assignments(list(sets), "--set"), sweeps=parse_assignments(list(sweeps), "--sweep"),
@@ -71,8 +92,12 @@ def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, ref
     with pd.option_context("display.width", 200, "display.max_columns", 50, "display.max_colwidth", 40):
         click.echo(result.summary.to_string(index=False) if not result.summary.empty else "no metric rows")
     click.echo(f"run directory: {result.run_dir}  ({result.restored} images restored by this command)")
+    if result.earlier_errors:
+        click.echo(f"({result.earlier_errors} failure(s) recorded by earlier commands remain in "
+                   f"{result.run_dir / 'errors.parquet'})")
     if not result.errors.empty:
-        click.echo(f"{len(result.errors)} image(s) failed (see {result.run_dir / 'errors.parquet'}):", err=True)
+        click.echo(f"{len(result.errors)} image(s) failed in this command (see {result.run_dir / 'errors.parquet'}):",
+                   err=True)
         for row in result.errors.head(20).itertuples():
             click.echo(f"  {row.dataset}:{row.image_id} [{row.method}, {row.stage}] {row.reason}", err=True)
         sys.exit(1)
@@ -81,27 +106,52 @@ def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, ref
 @click.command("restore")
 @click.option("--method", required=True, help="A registered method.")
 @click.option("--weights", default=None, help="Weight-set name or path (default: the method's default set).")
-@click.option("--input", "input_dir", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of LQ images.")
-@click.option("--output", "output_dir", required=True, type=click.Path(file_okay=False), help="Where to write PNGs.")
-@click.option("--set", "sets", multiple=True, metavar="KNOB=V")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default=None)
-@click.option("--batch-size", type=int, default=8, show_default=True)
+@TRUST_OPTION
+@click.option("--input", "input_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of LQ images; of a paired folder (lq/ and gt/) only lq/ is read.")
+@click.option("--output", "output_dir", required=True, type=click.Path(file_okay=False),
+              help="Where to write PNGs (outside the input folder).")
+@click.option("--set", "sets", multiple=True, metavar="KNOB=V", help="Fix a knob of the method.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")
+@click.option("--batch-size", type=POSITIVE, default=8, show_default=True, help="Images read per step.")
+@click.option("--overwrite", is_flag=True, help="Replace PNGs that already exist in the output folder.")
 @fail_cleanly
-def restore_command(method, weights, input_dir, output_dir, sets, seed, device, batch_size) -> None:
+def restore_command(method, weights, trusted, input_dir, output_dir, sets, seed, device, batch_size, overwrite) -> None:
     """Restore a folder of images (inference only; no metrics), keeping relative names."""
-    from lpmrf_bench.data.folder import FolderDataset
+    from lpmrf_bench.plan import parse_assignments, plan_methods
+
+    device = parse_device(device)
+    trust_pickles(trusted)
+    source, target = Path(input_dir).resolve(), Path(output_dir).resolve()
+    if target == source or target.is_relative_to(source) or source.is_relative_to(target):
+        raise UsageProblem(f"--output {output_dir} overlaps --input {input_dir}; choose a folder outside it")
+    plan = plan_methods([method], parse_assignments(list(sets), "--set"), {}, {method: weights} if weights else {})[0]
+    _restore_folder(plan, source, target, seed, device, batch_size, overwrite)
+
+
+def _restore_folder(plan, source: Path, target: Path, seed: int, device: str | None, batch_size: int,
+                    overwrite: bool) -> None:
+    import numpy as np
+    import torch
+
+    from lpmrf_bench.data import open_dataset
     from lpmrf_bench.data.loading import load_batches, to_tensor
+    from lpmrf_bench.engine import pick_device, quantize
     from lpmrf_bench.imageio import write_png
-    from lpmrf_bench.plan import plan_methods
     from lpmrf_bench.restorers import RestoreBatch, RestoreInputError, image_seed
 
-    plan = plan_methods([method], parse_assignments(list(sets), "--set"), {}, {method: weights} if weights else {})[0]
+    dataset = open_dataset(str(source))
+    ids = list(dataset.image_ids())
+    existing = [i for i in ids if (target / f"{i}.png").exists()]
+    if existing and not overwrite:
+        raise UsageProblem(f"{len(existing)} of the {len(ids)} outputs already exist in {target} (e.g. "
+                           f"{existing[0]}.png); pass --overwrite to replace them")
     dev = pick_device(device)
     restorer = plan.spec.load(plan.weights_arg, dev)
-    dataset = FolderDataset(input_dir, name=str(Path(input_dir).resolve()))
     failures: list[str] = []
-    for samples, errors in load_batches(dataset, list(dataset.image_ids()), batch_size):
+    written = 0
+    for samples, errors in load_batches(dataset, ids, batch_size):
         failures += [f"{k}: {v}" for k, v in errors.items()]
         for s in samples:  # one at a time: folders of inputs rarely share one size
             batch = RestoreBatch(lq=to_tensor([s.lq], dev).float() / 255.0, image_ids=[s.image_id],
@@ -113,7 +163,10 @@ def restore_command(method, weights, input_dir, output_dir, sets, seed, device, 
                 failures += [f"{k}: {v}" for k, v in exc.reasons.items()]
                 continue
             image = quantize(out)[0].permute(1, 2, 0).cpu().numpy()
-            write_png(Path(output_dir) / f"{s.image_id}.png", np.ascontiguousarray(image))
+            write_png(target / f"{s.image_id}.png", np.ascontiguousarray(image))
+            written += 1
+    read_from = getattr(dataset, "lq_dir", source)
+    click.echo(f"wrote {written} of {len(ids)} image(s) from {read_from} to {target} ({plan.configs[0].label()})")
     if failures:
-        click.echo("\n".join(["failed:", *failures]), err=True)
+        click.echo("\n".join([f"{len(failures)} failed:", *(f"  {f}" for f in failures)]), err=True)
         sys.exit(1)

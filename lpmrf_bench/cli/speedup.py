@@ -4,10 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import pandas as pd
-
-from lpmrf_bench import store
-from lpmrf_bench.convergence import load_curve, speedup
 
 
 @click.command("speedup")
@@ -18,6 +14,11 @@ from lpmrf_bench.convergence import load_curve, speedup
 @click.option("--higher-is-better", is_flag=True, help="The metric improves upward (default: lower is better).")
 def speedup_command(baseline: Path, candidate: Path, metric: str, at_step: float | None, higher_is_better: bool) -> None:
     """Read the candidate's value at a step, find (interpolating) when the baseline first reaches it, print the ratio."""
+    import pandas as pd
+
+    from lpmrf_bench import store
+    from lpmrf_bench.convergence import load_curve, speedup
+
     try:
         base, cand = load_curve(baseline, metric), load_curve(candidate, metric)
         store.check_single_spec(pd.concat([base, cand]))

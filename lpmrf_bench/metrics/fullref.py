@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lpmrf_bench.metrics.base import MetricBatch, MetricSpec, stateless
+from lpmrf_bench.metrics.base import MetricBatch, MetricSpec, mean_with_infinities, stateless
 
 _Y_WEIGHTS = (65.481, 128.553, 24.966)
 
@@ -80,7 +80,8 @@ def needs_gt(batch: MetricBatch) -> torch.Tensor:
 PSNR = MetricSpec(
     name="psnr", spec="psnr/rgb-255-f64/pmrf-v1", kind="full-reference", higher_is_better=True,
     build=stateless(lambda b: psnr(b.out, needs_gt(b))),
-    description="PSNR on RGB, 0-255, float64, per image then mean (PMRF/basicsr)",
+    description="PSNR on RGB, 0-255, float64, per image then mean (PMRF/basicsr); identical images give +inf",
+    aggregate=mean_with_infinities,
 )
 SSIM = MetricSpec(
     name="ssim", spec="ssim/rgb-gauss11-s1.5-valid-f64/pmrf-v1", kind="full-reference", higher_is_better=True,
@@ -90,7 +91,8 @@ SSIM = MetricSpec(
 PSNR_Y = MetricSpec(
     name="psnr_y", spec="psnr_y/ycbcr601-limited-f64/basicsr-v1", kind="full-reference", higher_is_better=True,
     build=stateless(lambda b: psnr(luma_bt601(b.out), luma_bt601(needs_gt(b)))),
-    description="PSNR on limited-range BT.601 Y (basicsr to_y_channel / MATLAB)",
+    description="PSNR on limited-range BT.601 Y (basicsr to_y_channel / MATLAB); identical images give +inf",
+    aggregate=mean_with_infinities,
 )
 SSIM_Y = MetricSpec(
     name="ssim_y", spec="ssim_y/ycbcr601-limited-gauss11-s1.5-valid-f64/basicsr-v1", kind="full-reference",

@@ -19,22 +19,9 @@ import torch
 
 from lpmrf_bench.metrics.base import MetricFn, MetricSpec
 from lpmrf_bench.metrics.fullref import needs_gt
-from lpmrf_bench.weights import WeightFile, WeightsError, register, resolve
+from lpmrf_bench.published import ALEXNET, VGG16
+from lpmrf_bench.weights import WeightFile, WeightsError, resolve
 
-_TV_LICENCE = "BSD-3-Clause (torchvision); ImageNet-trained weights"
-
-ALEXNET = register(WeightFile(
-    path="metrics/alexnet-owt-7be5be79.pth",
-    source="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-    licence=_TV_LICENCE,
-    description="torchvision AlexNet ImageNet weights (IMAGENET1K_V1), the LPIPS-Alex trunk",
-))
-VGG16 = register(WeightFile(
-    path="metrics/vgg16-397923af.pth",
-    source="https://download.pytorch.org/models/vgg16-397923af.pth",
-    licence=_TV_LICENCE,
-    description="torchvision VGG-16 ImageNet weights (IMAGENET1K_V1), the LPIPS-VGG trunk",
-))
 TRUNKS: dict[str, WeightFile] = {"alex": ALEXNET, "vgg": VGG16}
 
 

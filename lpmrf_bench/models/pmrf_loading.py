@@ -26,29 +26,11 @@ from lpmrf_bench.models.archs import build_arch, config_fields
 from lpmrf_bench.models.checkpoint import CheckpointError, is_checkpoint, load_checkpoint, save_checkpoint
 from lpmrf_bench.models.state_dicts import load_state_dict_strict, read_torch_file
 from lpmrf_bench.models.sampler import CONVENTIONS
-from lpmrf_bench.weights import WeightFile, register, resolve
+from lpmrf_bench.published import DIFFACE_SWINIR, HF_REPO, PMRF_HF_CONFIG, PMRF_HF_WEIGHTS  # noqa: F401 (re-exported)
+from lpmrf_bench.weights import resolve
 
 log = logging.getLogger(__name__)
 
-HF_REPO = "ohayonguy/PMRF_blind_face_image_restoration"
-PMRF_HF_WEIGHTS = register(WeightFile(
-    path="pmrf/model.safetensors",
-    source=f"hf://{HF_REPO}/model.safetensors",
-    licence="MIT",
-    description="PMRF blind face restoration: HDiT flow (model.*) + SwinIR-L posterior mean (mmse_model.*)",
-))
-PMRF_HF_CONFIG = register(WeightFile(
-    path="pmrf/config.json",
-    source=f"hf://{HF_REPO}/config.json",
-    licence="MIT",
-    description="PMRF training-module kwargs (architectures, source noise)",
-))
-DIFFACE_SWINIR = register(WeightFile(
-    path="difface/swinir_restoration512_L1.pth",
-    source="https://github.com/zsyOAOA/DifFace/releases/download/V1.0/swinir_restoration512_L1.pth",
-    licence="NTU S-Lab License 1.0 (DifFace; redistribution and use per its terms)",
-    description="DifFace SwinIR-L posterior-mean predictor, L1 on FFHQ-512 (PMRF's mmse model)",
-))
 FLOW_PREFIX, MMSE_PREFIX = "model.", "mmse_model."
 POSTERIOR_MEAN_KIND = "posterior-mean"
 
@@ -258,8 +240,9 @@ def load_posterior_mean(weights: str | None, weights_dir: str | None = None) -> 
             load_state_dict_strict(model, state, path / "model.safetensors")
             return model.eval(), config.get("input_size")
     if path.is_file() and path.suffix in (".pth", ".pt"):
+        state = swinir_state_from_pth(read_torch_file(path), str(path))  # a bad file fails before the build
         model = build_arch("swinir_L")
-        load_state_dict_strict(model, swinir_state_from_pth(read_torch_file(path), str(path)), str(path))
+        load_state_dict_strict(model, state, str(path))
         return model.eval(), PMRFSettings().input_size
     nets = load_pmrf(str(path), weights_dir)
     return nets.mmse_model, nets.settings.input_size

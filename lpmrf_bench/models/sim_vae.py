@@ -26,10 +26,11 @@ from safetensors.torch import load_file
 from torch import nn
 
 from lpmrf_bench.models.state_dicts import load_state_dict_strict
-from lpmrf_bench.weights import WeightFile, register, resolve, sha256_of
+from lpmrf_bench.published import PUBLISHED, PublishedVAE  # noqa: F401 (re-exported)
+from lpmrf_bench.published import VAE_CONFIG_FILE as CONFIG_FILE
+from lpmrf_bench.published import VAE_WEIGHTS_FILE as WEIGHTS_FILE
+from lpmrf_bench.weights import resolve, sha256_of
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
 CLASS_NAME = "AutoencoderKLSim"
 LOGVAR_RANGE = (-30.0, 20.0)  # the clamp of diffusers' DiagonalGaussianDistribution, which the release samples with
 
@@ -273,24 +274,6 @@ def _build(
     return model.to(device).eval().requires_grad_(False)
 
 
-@dataclass(frozen=True)
-class PublishedVAE:
-    """A released Sim-VAE folder on the Hugging Face hub, resolved file by file through the weights cache."""
-
-    name: str
-    config: WeightFile
-    weights: WeightFile
-
-
-def _published(name: str, repo: str) -> PublishedVAE:
-    files = (
-        register(WeightFile(path=f"{name}/{f}", source=f"hf://{repo}/{f}", licence="see model card", description=f"{name} {f}"))
-        for f in (CONFIG_FILE, WEIGHTS_FILE)
-    )
-    return PublishedVAE(name, *files)
-
-
-PUBLISHED: dict[str, PublishedVAE] = {"sim-vae-c32": _published("sim-vae-c32", "sienna223/Sim-VAE-c32")}
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lpmrf_bench.weights import TRUST_ENV, UnreadableWeightsError, UnsafePickleError, pinned, sha256_of
+
 log = logging.getLogger(__name__)
 
 
@@ -30,25 +32,56 @@ def load_state_dict_strict(model: nn.Module, state: dict[str, torch.Tensor], pat
         for k in wrong[:10]:
             parts.append(f"  {k}: file has {tuple(state[k].shape)}, model needs {tuple(own[k].shape)}")
         parts.append("  Is it the right file? Re-download it from the source listed by `lpmrf-bench weights list`.")
-        raise ValueError("\n".join(parts))
+        raise UnreadableWeightsError("\n".join(parts))
     model.load_state_dict(state, strict=True)
 
 
-def read_torch_file(path: str | os.PathLike) -> object:
-    """torch.load on the CPU: tensors and plain containers only, unless the file needs more.
+def _refusal(exc: pickle.UnpicklingError) -> tuple[bool, str]:
+    """(whether torch refused a Python object (a GLOBAL) rather than unreadable bytes, its one-line reason)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    refused = next((line for line in lines if "GLOBAL" in line), None)
+    if refused is not None:
+        return True, refused
+    detail = str(exc).split("WeightsUnpickler error:", 1)[-1]
+    return False, next((line.strip() for line in detail.splitlines() if line.strip()), lines[0] if lines else "")
 
-    Lightning checkpoints pickle their hyper-parameters as Python objects; for those the full unpickler is
-    used with a warning (it can run code: only load files from a source you trust).
+
+def trusted_files() -> set[Path]:
+    """Files the user allowed the full unpickler for (`--trust-pickle FILE`, or `LPMRF_BENCH_TRUST_PICKLE`)."""
+    listed = os.environ.get(TRUST_ENV, "")
+    return {Path(p).expanduser().resolve() for p in listed.split(os.pathsep) if p}
+
+
+def read_torch_file(path: str | os.PathLike) -> object:
+    """torch.load on the CPU with `weights_only=True`: tensors and plain containers, never arbitrary code.
+
+    Lightning checkpoints can pickle hyper-parameters as Python objects, which only the full unpickler reads,
+    and unpickling can run any code. It is used only for a file whose sha256 the weight catalog pins (the
+    file its source published) or that the user named as trusted; anything else is refused with a message.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise UnreadableWeightsError(f"checkpoint {path} does not exist")
     try:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:
-            log.warning("%s holds non-tensor Python objects; loading it with the full unpickler (trust the file)", path)
-            return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # corrupt file, HTML page saved by a failed download, foreign pickle
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc}); "
-                         f"download it again") from exc
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        holds_objects, detail = _refusal(exc)
+        if not holds_objects:  # the bytes are not a checkpoint at all (a saved web page, a truncated file)
+            raise UnreadableWeightsError(f"{path} is not a readable PyTorch checkpoint ({detail}); "
+                                         "download it again") from exc
+    except Exception as exc:  # truncated file, HTML page saved by a failed download, foreign format
+        raise UnreadableWeightsError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc}); "
+                                     "download it again") from exc
+    digest = sha256_of(path)
+    pin = pinned(digest)
+    if pin is None and path.resolve() not in trusted_files():
+        raise UnsafePickleError(
+            f"{path} holds pickled Python objects that only the full unpickler reads, and unpickling can run "
+            f"arbitrary code, so it was not loaded ({detail}). If you trust this file, pass --trust-pickle {path} "
+            f"(or list it in {TRUST_ENV}).")
+    log.warning("%s: loading with the full unpickler (%s)", path,
+                f"sha256 pinned for {pin.path}" if pin else "trusted by the user")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise UnreadableWeightsError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc

@@ -11,10 +11,10 @@ from lpmrf_bench.restorers.base import Knob, LoadedRestorer, RestoreBatch, Resto
 RESTORERS: Registry[RestorerSpec] = Registry("method", entry_point_group="lpmrf_bench.restorers")
 for _name, _target in {
     "identity": "lpmrf_bench.restorers.identity:IDENTITY",
-    "pmrf": "lpmrf_bench.restorers.pmrf:PMRF",
-    "posterior-mean": "lpmrf_bench.restorers.pmrf:POSTERIOR_MEAN",
-    "latent-pmrf": "lpmrf_bench.restorers.latent_pmrf:LATENT_PMRF",
-    "vae-recon": "lpmrf_bench.restorers.latent_pmrf:VAE_RECON",
+    "pmrf": "lpmrf_bench.restorers.builtin:PMRF",
+    "posterior-mean": "lpmrf_bench.restorers.builtin:POSTERIOR_MEAN",
+    "latent-pmrf": "lpmrf_bench.restorers.builtin:LATENT_PMRF",
+    "vae-recon": "lpmrf_bench.restorers.builtin:VAE_RECON",
 }.items():
     RESTORERS.add(_name, _target)
 

@@ -9,13 +9,15 @@ batch size, order or rank.
 from __future__ import annotations
 
 import hashlib
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import torch
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lpmrf_bench.weights import WeightFile
+
+if TYPE_CHECKING:  # torch loads with the networks, not with the specs (`list methods` stays fast)
+    import torch
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class Knob:
         try:
             value = self.type(text)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"knob {self.name!r} takes a {self.type.__name__}, got {text!r}") from exc
+            raise ValueError(f"knob {self.name!r} takes {self.type.__name__} values, got {text!r}") from exc
         if self.choices is not None and value not in self.choices:
             raise ValueError(f"knob {self.name!r} must be one of {list(self.choices)}, got {value!r}")
         if self.bounds is not None and not self.bounds[0] <= value <= self.bounds[1]:
@@ -67,17 +69,20 @@ class RestoreBatch:
     gt: torch.Tensor | None = None
     cache: dict[str, Any] = field(default_factory=dict)
 
-    def noise(self, shape: Sequence[int], purpose: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    def noise(self, shape: Sequence[int], purpose: str, dtype: torch.dtype | None = None) -> torch.Tensor:
         """Standard normal noise [B, *shape], drawn per image on the CPU so every device gives the same draw.
 
-        `purpose` separates independent streams of the same image (e.g. "vae-posterior" vs "flow-source").
+        `purpose` separates independent streams of the same image (e.g. "vae-posterior" vs "flow-source");
+        `dtype` defaults to float32.
         """
+        import torch
+
         draws = []
         for s in self.seeds:
             sub = int.from_bytes(hashlib.sha256(f"{s}:{purpose}".encode()).digest()[:8], "little") >> 1
             gen = torch.Generator(device="cpu").manual_seed(sub)
             draws.append(torch.randn(tuple(shape), generator=gen, dtype=torch.float32))
-        return torch.stack(draws).to(device=self.lq.device, dtype=dtype)
+        return torch.stack(draws).to(device=self.lq.device, dtype=dtype or torch.float32)
 
 
 def check_size(lq: torch.Tensor, size: int | None, method: str, image_ids: Sequence[str] | None = None) -> None:
@@ -93,6 +98,8 @@ def check_size(lq: torch.Tensor, size: int | None, method: str, image_ids: Seque
 
 def autocast(device: torch.device, precision: str) -> torch.autocast:
     """bf16 autocast for the `precision=bf16` knob, a no-op for fp32."""
+    import torch
+
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
@@ -102,6 +109,8 @@ def restore_signed(net: Callable[[torch.Tensor], torch.Tensor], lq: torch.Tensor
     `normalize(x, 0.5, 0.5)` in, then `tensor2img(out, min_max=(-1, 1))`: clamp to [-1, 1] and map back to [0, 1]
     (the 8-bit rounding is the engine's). `net` maps the normalised batch to the network's image output.
     """
+    import torch
+
     with torch.no_grad(), autocast(lq.device, precision):
         out = net((lq - 0.5) / 0.5)
     return (out.float().clamp(-1, 1) + 1) / 2
@@ -124,6 +133,8 @@ class RestorerSpec:
     restorer with an `input_size` attribute overrides it (tiny or embedded weights take other sizes).
     `load_random(device, seed)`, where given, builds the default weights' architecture with seeded random
     values, so speed can be measured (`benchmarks/restorers.py`) on a machine without the published files.
+    `explicit_weights` says the method also (or only, when `default_weights` is None) runs from a path given
+    with `--weights`; a method with neither weight sets nor this flag takes no weights at all.
     """
 
     name: str
@@ -136,6 +147,7 @@ class RestorerSpec:
     input_size: int | None = None
     stochastic: bool = False
     load_random: Callable[[torch.device, int], LoadedRestorer] | None = None
+    explicit_weights: bool = False
 
     @property
     def pd_knob(self) -> Knob | None:
@@ -150,6 +162,16 @@ class RestorerSpec:
 
     def default_knobs(self) -> dict[str, Any]:
         return {k.name: k.default for k in self.knobs}
+
+
+def lazy_load(target: str) -> Callable[[str | None, torch.device], LoadedRestorer]:
+    """A `RestorerSpec.load` that imports `"module:function"` on first call, so a spec costs no torch import."""
+
+    def load(weights: str | None, device: torch.device) -> LoadedRestorer:
+        module, _, name = target.partition(":")
+        return getattr(importlib.import_module(module), name)(weights, device)
+
+    return load
 
 
 class RestoreInputError(ValueError):

@@ -1,11 +1,12 @@
 """The no-restoration row every table needs: the LQ image itself."""
 from __future__ import annotations
 
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from lpmrf_bench.restorers.base import RestoreBatch, RestorerSpec
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _restore(batch: RestoreBatch, knobs: dict[str, Any]) -> torch.Tensor:

@@ -32,15 +32,15 @@ from lpmrf_bench.models.checkpoint import CheckpointError, load_checkpoint, save
 from lpmrf_bench.models.state_dicts import load_state_dict_strict
 from lpmrf_bench.models.latent_flow import LatentFlow, LatentFlowConfig
 from lpmrf_bench.models.pmrf_loading import load_posterior_mean, posterior_mean_path
-from lpmrf_bench.models.sampler import CONVENTIONS, SCHEDULES, sample_euler, schedule_grid
+from lpmrf_bench.models.sampler import CONVENTIONS, sample_euler, schedule_grid
 from lpmrf_bench.models.sim_vae import PUBLISHED, SimVAE, load_sim_vae
-from lpmrf_bench.restorers.base import Knob, RestoreBatch, RestoreInputError, RestorerSpec
-from lpmrf_bench.restorers.pmrf import PRECISION, autocast, cached_posterior_mean, check_size
+from lpmrf_bench.restorers.base import RestoreBatch, RestoreInputError
+from lpmrf_bench.restorers.builtin import DEFAULT_VAE, LATENT_PMRF, LATENT_SAMPLE, VAE_RECON  # noqa: F401 (re-exported)
+from lpmrf_bench.restorers.pmrf import autocast, cached_posterior_mean, check_size
 from lpmrf_bench.weights import WeightsMissingError, sha256_of
 
 KIND = "latent-pmrf"
 FLOW_ARCH = "latent_flow"
-DEFAULT_VAE = "sim-vae-c32"
 NOT_PUBLISHED = (
     "Latent-PMRF's flow weights were never published (github.com/Luciennnnnnn/Latent-PMRF lists them as TODO). "
     "Train a flow with `lpmrf-bench train latent-pmrf` and pass its checkpoint folder: "
@@ -105,9 +105,6 @@ def check_vae_size(images: torch.Tensor, vae: SimVAE, image_ids: list[str] | tup
     h, w = images.shape[-2:]
     if h % m or w % m:
         raise RestoreInputError({i: f"Sim-VAE restorers need sides that are multiples of {m}, got {w}x{h}" for i in image_ids})
-
-
-LATENT_SAMPLE = ("sample", "mode")
 
 
 @dataclass
@@ -215,34 +212,3 @@ class VAEReconRestorer:
 def load_vae_recon_restorer(weights: str | None, device: torch.device) -> VAEReconRestorer:
     name = DEFAULT_VAE if weights in (None, "official") else weights
     return VAEReconRestorer(load_sim_vae(name, device=device).model)
-
-
-LATENT_PMRF = RestorerSpec(
-    name=KIND,
-    load=load_latent_pmrf_restorer,
-    knobs=(
-        Knob("steps", int, 25, "Euler steps K of the latent flow (the perception-distortion knob)", pd=True),
-        Knob("noise_std", float, 0.1, "std of the Gaussian noise added to the posterior mean's latent"),
-        Knob("latent_sample", str, "sample", "encode the posterior mean by a posterior draw or its mode",
-             choices=LATENT_SAMPLE),
-        Knob("schedule", str, "flow-match", "time grid: diffusers' FlowMatchEulerDiscreteScheduler (as published) "
-             "or uniform i/K", choices=SCHEDULES),
-        PRECISION,
-    ),
-    description="Latent-PMRF (Luo et al., 2025): posterior mean -> Sim-VAE latent -> rectified flow -> decode; "
-                "flow weights never published (train them)",
-    licence="Apache-2.0 (our flow); Sim-VAE and posterior-mean weights under their own terms",
-    input_size=512,
-    stochastic=True,
-)
-
-VAE_RECON = RestorerSpec(
-    name="vae-recon",
-    load=load_vae_recon_restorer,
-    knobs=(Knob("latent_sample", str, "mode", "decode the posterior mode or a posterior draw", choices=LATENT_SAMPLE),),
-    weight_sets={"official": (PUBLISHED[DEFAULT_VAE].config, PUBLISHED[DEFAULT_VAE].weights)},
-    default_weights="official",
-    description="Sim-VAE f8c32 encode -> decode of the GT (else the LQ): Latent-PMRF's fidelity ceiling",
-    licence="see the Sim-VAE model card",
-    stochastic=True,  # with latent_sample=sample
-)

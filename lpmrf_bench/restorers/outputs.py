@@ -67,6 +67,8 @@ def outputs_spec(arg: str) -> RestorerSpec:
     if not sep:
         folder, name = arg, Path(arg).expanduser().resolve().name
     path = Path(folder).expanduser().resolve()
+    if not folder or not path.is_dir():
+        raise FileNotFoundError(f"outputs:{arg}: the outputs folder {path} does not exist")
     return RestorerSpec(
         name=f"outputs:{name}",
         load=lambda weights, device: OutputsFolder(path),

@@ -13,18 +13,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from lpmrf_bench.models.pmrf_loading import (
-    DIFFACE_SWINIR,
-    PMRF_HF_CONFIG,
-    PMRF_HF_WEIGHTS,
-    PMRFNetworks,
-    load_pmrf,
-    load_posterior_mean,
-)
+from lpmrf_bench.models.pmrf_loading import PMRFNetworks, load_pmrf, load_posterior_mean
 from lpmrf_bench.models.sampler import Velocity, sample_euler, time_grid
-from lpmrf_bench.restorers.base import PRECISION, Knob, RestoreBatch, RestorerSpec, autocast, check_size
-
-PUBLISHED_SIZE = 512  # SwinIR's stored shift masks and the HDiT were built and trained for 512x512 crops
+from lpmrf_bench.restorers.base import RestoreBatch, autocast, check_size
+from lpmrf_bench.restorers.builtin import PMRF, POSTERIOR_MEAN, PRECISION, PUBLISHED_SIZE  # noqa: F401 (re-exported)
 
 
 def cached_posterior_mean(mmse: nn.Module, batch: RestoreBatch, precision: str) -> torch.Tensor:
@@ -93,31 +85,3 @@ def load_pmrf_restorer(weights: str | None, device: torch.device) -> PMRFRestore
 def load_posterior_mean_restorer(weights: str | None, device: torch.device) -> PosteriorMeanRestorer:
     model, input_size = load_posterior_mean(weights)
     return PosteriorMeanRestorer(model.to(device), input_size)
-
-
-PMRF = RestorerSpec(
-    name="pmrf",
-    load=load_pmrf_restorer,
-    knobs=(
-        Knob("steps", int, 25, "Euler steps K of the flow (the perception-distortion knob)", pd=True),
-        Knob("noise_std", float, 0.1, "std of the Gaussian noise added to the posterior mean (pixel scale)"),
-        PRECISION,
-    ),
-    weight_sets={"official": (PMRF_HF_CONFIG, PMRF_HF_WEIGHTS)},
-    default_weights="official",
-    description="Posterior-Mean Rectified Flow (Ohayon et al., ICLR 2025): SwinIR-L posterior mean + HDiT flow",
-    licence="MIT (PMRF); the posterior-mean weights inside are DifFace's (NTU S-Lab License 1.0)",
-    input_size=PUBLISHED_SIZE,
-    stochastic=True,
-)
-
-POSTERIOR_MEAN = RestorerSpec(
-    name="posterior-mean",
-    load=load_posterior_mean_restorer,
-    knobs=(PRECISION,),
-    weight_sets={"official": (DIFFACE_SWINIR,)},
-    default_weights="official",
-    description="PMRF's posterior-mean predictor alone: clip(SwinIR-L(y), 0, 1), DifFace's L1 weights",
-    licence="NTU S-Lab License 1.0 (DifFace weights)",
-    input_size=PUBLISHED_SIZE,
-)
