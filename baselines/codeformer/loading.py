@@ -19,14 +19,9 @@ from lpmrf_baselines.codeformer.arch import CodeFormer, CodeFormerConfig
 from lpmrf_bench.models.checkpoint import CheckpointError, is_checkpoint, load_checkpoint, save_checkpoint
 from lpmrf_bench.models.state_dicts import load_state_dict_strict, read_torch_file
 from lpmrf_bench.restorers.base import RestoreBatch, check_size, restore_signed
-from lpmrf_bench.weights import WeightFile, register, resolve
+from lpmrf_bench.weights import resolve
+from lpmrf_baselines.codeformer.weights import CODEFORMER_PTH
 
-CODEFORMER_PTH = register(WeightFile(
-    path="codeformer/codeformer.pth",
-    source="https://github.com/sczhou/CodeFormer/releases/download/v0.1.0/codeformer.pth",
-    licence="NTU S-Lab License 1.0 (non-commercial use only)",
-    description="CodeFormer v0.1.0 (Zhou et al., NeurIPS 2022): VQGAN + code-prediction transformer, params_ema",
-))
 KIND = "codeformer"
 
 

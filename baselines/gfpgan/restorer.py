@@ -15,23 +15,11 @@ import torch
 
 from lpmrf_bench.models.pmrf_loading import swinir_state_from_pth
 from lpmrf_bench.models.state_dicts import load_state_dict_strict, read_torch_file
-from lpmrf_bench.restorers.base import PRECISION, RestoreBatch, RestorerSpec, check_size, restore_signed
-from lpmrf_bench.restorers.pmrf import PUBLISHED_SIZE
-from lpmrf_bench.weights import WeightFile, WeightsMissingError, register, resolve
+from lpmrf_bench.restorers.base import RestoreBatch, check_size, restore_signed
+from lpmrf_bench.weights import WeightsMissingError, resolve
 from lpmrf_baselines.gfpgan.network import GFPGAN_CONFIGS, GFPGANConfig, GFPGANv1Clean
+from lpmrf_baselines.gfpgan.weights import DEFAULT_WEIGHTS, WEIGHT_SETS
 
-RELEASE = "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0"
-WEIGHTS_TERMS = "as published with the TencentARC/GFPGAN release"
-WEIGHT_SETS = {
-    version: register(WeightFile(
-        path=f"gfpgan/GFPGANv{version[1:]}.pth",
-        source=f"{RELEASE}/GFPGANv{version[1:]}.pth",
-        licence=WEIGHTS_TERMS,
-        description=f"GFPGAN {version} (clean architecture, params_ema)",
-    ))
-    for version in ("v1.4", "v1.3")
-}
-DEFAULT_WEIGHTS = "v1.4"
 
 
 def load_gfpgan_file(path: str | Path, config: GFPGANConfig = GFPGAN_CONFIGS["gfpgan_v1_clean"]) -> GFPGANv1Clean:
@@ -79,18 +67,3 @@ def random_gfpgan_restorer(device: torch.device, seed: int) -> GFPGANRestorer:
         torch.manual_seed(seed)
         net = GFPGANv1Clean()
     return GFPGANRestorer(net.eval().requires_grad_(False).to(device))
-
-
-GFPGAN = RestorerSpec(
-    name="gfpgan",
-    load=load_gfpgan_restorer,
-    knobs=(PRECISION,),
-    weight_sets={name: (wf,) for name, wf in WEIGHT_SETS.items()},
-    default_weights=DEFAULT_WEIGHTS,
-    description="GFPGAN (Wang et al., CVPR 2021), clean v1.3/v1.4: U-Net + SFT-conditioned StyleGAN2 decoder; "
-                "aligned 512 faces",
-    licence=f"Apache-2.0 (GFPGAN code); weights {WEIGHTS_TERMS}",
-    input_size=PUBLISHED_SIZE,
-    stochastic=True,  # fresh decoder noise per call, as published
-    load_random=random_gfpgan_restorer,
-)

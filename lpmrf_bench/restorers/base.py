@@ -164,12 +164,13 @@ class RestorerSpec:
         return {k.name: k.default for k in self.knobs}
 
 
-def lazy_load(target: str) -> Callable[[str | None, torch.device], LoadedRestorer]:
-    """A `RestorerSpec.load` that imports `"module:function"` on first call, so a spec costs no torch import."""
+def lazy_load(target: str) -> Callable[..., LoadedRestorer]:
+    """A `RestorerSpec.load` (or `load_random`) that imports `"module:function"` on first call, so a spec costs no
+    torch import."""
 
-    def load(weights: str | None, device: torch.device) -> LoadedRestorer:
+    def load(*args: Any) -> LoadedRestorer:
         module, _, name = target.partition(":")
-        return getattr(importlib.import_module(module), name)(weights, device)
+        return getattr(importlib.import_module(module), name)(*args)
 
     return load
 
