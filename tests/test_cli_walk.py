@@ -83,7 +83,8 @@ def _wrong_value(param: click.Parameter, root: Path) -> tuple[str, bool]:
 
 def _arguments(command: click.Command, root: Path, param: click.Parameter, wrong: str) -> list[str]:
     """Required parameters filled in declaration order with `wrong` for `param`, plus a tiny, fast configuration
-    for `run` (never the embedded default)."""
+    for `run` (never the embedded default) and `train` (its first recipe, `posterior-mean`: one step of the tiny
+    SwinIR, no validation)."""
     args: list[str] = []
     for p in command.params:
         value = wrong if p is param else _valid_value(p, root) if p.required else None
@@ -92,6 +93,8 @@ def _arguments(command: click.Command, root: Path, param: click.Parameter, wrong
         args += [value] if isinstance(p, click.Argument) else [p.opts[0], value]
     if command.name == "run":
         args += ["--methods", "identity", "--datasets", str(root / "pairs"), "--no-progress", "--metrics", "psnr"]
+    if command.name == "train":
+        args += [f"--set={kv}" for kv in ("arch=swinir_tiny", "steps=1", "batch_size=1", "val_every=0", "progress=false")]
     return args
 
 
