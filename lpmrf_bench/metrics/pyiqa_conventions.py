@@ -10,6 +10,13 @@ Read from pyiqa's `archs/ssim_arch.py`, `archs/psnr_arch.py`, `archs/func_util.p
   that identical images give 80 dB instead of +inf.
 - `psnry` (`test_y_channel=True`): YIQ Y in [0, 1], NOT rounded (psnr skips `preprocess_rgb`), eps 1e-8.
 YIQ luma is not BT.601 YCbCr luma: Y-channel values differ from basicsr's by more than 1 dB.
+
+pyiqa's luma is a float32 `matmul`, whose rounding depends on the BLAS kernel that runs it: MKL's FMA
+kernels (AVX2, AVX-512) give the fused chain fma(b, wb, fma(g, wg, r * wr)), its SSE4.2 kernel the plain
+float32 sum, and 504 of the 2^24 colours round to a different integer. We compute the fused chain
+explicitly (float32 products of float32 factors are exact in float64, so each float64 step rounded to
+float32 is the fused one; equal to MKL's AVX-512 `rgb2yiq` for every 8-bit colour), so the values no
+longer depend on the machine.
 """
 from __future__ import annotations
 
@@ -23,12 +30,15 @@ PSNR_EPS = 1e-8
 
 
 def yiq_luma(images: torch.Tensor, rounded: bool = True) -> torch.Tensor:
-    """uint8 RGB [B,3,H,W] -> float64 [B,1,H,W] YIQ luma on the 0-255 scale, as pyiqa's float32 chain."""
+    """uint8 RGB [B,3,H,W] -> float64 [B,1,H,W] YIQ luma on the 0-255 scale, as pyiqa's float32 chain (fused)."""
     if images.dtype != torch.uint8:
         raise ValueError(f"pyiqa-convention metrics take the 8-bit images (uint8), got {images.dtype}")
-    x = images.to(torch.float32) / 255.0
-    w = torch.tensor(_YIQ_Y, dtype=torch.float32, device=images.device).view(3, 1)
-    y = torch.matmul(x.permute(0, 2, 3, 1), w).permute(0, 3, 1, 2) * 255.0
+    x = (images.to(torch.float32) / 255.0).to(torch.float64)
+    w = torch.tensor(_YIQ_Y, dtype=torch.float32).to(torch.float64).tolist()
+    y = (x[:, 0:1] * w[0]).to(torch.float32)
+    for channel in (1, 2):
+        y = (y.to(torch.float64) + x[:, channel : channel + 1] * w[channel]).to(torch.float32)
+    y = y * 255.0
     return (y.round() if rounded else y).to(torch.float64)
 
 
