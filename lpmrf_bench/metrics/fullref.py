@@ -13,6 +13,7 @@ device in float64 (`ssim_torch`); both paths agree to ~1e-15.
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -144,18 +145,42 @@ def ssim_torch(out: torch.Tensor, gt: torch.Tensor, cfg: SsimConfig = SsimConfig
     return _ssim_map_mean(blur(x), blur(y), blur(x * x), blur(y * y), blur(x * y), cfg).mean(dim=1)
 
 
+MAP_ROWS = 16  # rows of the SSIM map computed at once: its ~10 temporaries then stay in the L2 cache
+_WORKSPACE = threading.local()
+
+
+def _planes(shape: tuple[int, ...]) -> list[np.ndarray]:
+    """Eight float64 [H,W] planes reused from call to call (per thread): multi-MB arrays made afresh cost
+    page faults every time, which made SSIM several times slower than its arithmetic."""
+    planes = getattr(_WORKSPACE, "planes", None)
+    if planes is None or planes.shape[1:] != shape:
+        planes = _WORKSPACE.planes = np.empty((8, *shape))
+    return list(planes)
+
+
 def ssim_numpy(a: np.ndarray, b: np.ndarray, cfg: SsimConfig = SsimConfig()) -> float:
     """SSIM of one CPU image pair [C,H,W] (channel mean), plane by plane with OpenCV's separable float64
     filter, cropped to the valid region: the CPU path (torch's float64 grouped conv2d on CPU is a slow fallback)."""
     g = gaussian_window(cfg.window, cfg.sigma, torch.device("cpu")).numpy()
     r = cfg.window // 2
+    x, y, product, *blurred = _planes(a.shape[1:])
 
-    def blur(t: np.ndarray) -> np.ndarray:
-        return cv2.sepFilter2D(t, cv2.CV_64F, g, g, borderType=cv2.BORDER_REFLECT)[r:-r, r:-r]
+    def blur(t: np.ndarray, dst: np.ndarray) -> None:
+        cv2.sepFilter2D(t, cv2.CV_64F, g, g, dst=dst, borderType=cv2.BORDER_REFLECT)
 
     values = []
-    for x, y in zip(a.astype(np.float64), b.astype(np.float64)):
-        values.append(_ssim_map_mean(blur(x), blur(y), blur(x * x), blur(y * y), blur(x * y), cfg))
+    for channel_a, channel_b in zip(a, b):
+        np.copyto(x, channel_a)
+        np.copyto(y, channel_b)
+        blur(x, blurred[0])
+        blur(y, blurred[1])
+        for (p, q), dst in zip(((x, x), (y, y), (x, y)), blurred[2:]):
+            blur(np.multiply(p, q, out=product), dst)
+        valid = [plane[r:-r, r:-r] for plane in blurred]
+        rows = valid[0].shape[0]
+        bands = [(_ssim_map_mean(*(v[i : i + MAP_ROWS] for v in valid), cfg), min(MAP_ROWS, rows - i))
+                 for i in range(0, rows, MAP_ROWS)]
+        values.append(sum(mean * n for mean, n in bands) / rows)
     return float(np.mean(values))
 
 
