@@ -5,9 +5,10 @@
 First table: PSNR, SSIM, their Y variants and MSE (PMRF protocol) against each peer that gives the same
 values (scikit-image, a basicsr-style OpenCV/numpy version written here, torchmetrics where its conventions
 match), at batch 1 and at --batch-size, in one process: images/s of ours and of the peer, their ratio
-(> 1: ours is faster) and the largest difference of the values. Peers are development dependencies
+(> 1: ours is faster) and the largest difference of the values. Each round times every contender in turn and
+the best round counts, so a busy machine slows all alike. Peers are development dependencies
 (`pip install -e .[dev]`). torchmetrics' SSIM is not a peer: it pads the image (reflect) and averages the
-whole map, not the valid region, so its values differ. Each figure is the best of --repeats runs.
+whole map, not the valid region, so its values differ.
 Second table: the protocol's per-image suite, metric by metric, on --device.
 
 Metrics whose weights are not in the cache run with random weights written to a temporary folder (speed
@@ -169,13 +170,17 @@ def peers() -> dict[str, dict[str, Kernel]]:
     }
 
 
-def best_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
+def interleaved_best(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Best seconds of each function over `repeats` rounds that run all of them in turn, after a warm-up, so
+    that a busy machine slows every contender alike."""
+    for fn in fns.values():
         fn()
-        best = min(best, time.perf_counter() - start)
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
     return best
 
 
@@ -187,17 +192,19 @@ def compare_with_peers(out: torch.Tensor, gt: torch.Tensor, batch_sizes: list[in
         print(f"peers skipped: {exc.name} is not installed (pip install -e .[dev])")
         return
     print(f"{'metric':<8} {'batch':>5} {'peer':<15} {'ours img/s':>11} {'peer img/s':>11} {'ratio':>7} {'max |diff|':>11}")
+    n = out.shape[0]
     for metric, by_peer in table.items():
         fn = METRICS.get(protocol("pmrf")[metric]).build(torch.device("cpu"), None)
         for b in batch_sizes:
-            chunks = [(out[i : i + b], gt[i : i + b]) for i in range(0, out.shape[0], b)]
-            ours = best_seconds(lambda: [fn(MetricBatch(out=o, gt=g)) for o, g in chunks], repeats)
+            chunks = [(out[i : i + b], gt[i : i + b]) for i in range(0, n, b)]
+            contenders = {"ours": lambda: [fn(MetricBatch(out=o, gt=g)) for o, g in chunks]}
+            contenders |= {peer: (lambda k=kernel: [k(o, g) for o, g in chunks]) for peer, kernel in by_peer.items()}
+            best = interleaved_best(contenders, repeats)
             values = torch.cat([fn(MetricBatch(out=o, gt=g)) for o, g in chunks]).numpy()
             for peer, kernel in by_peer.items():
-                theirs = best_seconds(lambda: [kernel(o, g) for o, g in chunks], repeats)
                 diff = np.abs(np.concatenate([kernel(o, g) for o, g in chunks]) - values).max()
-                n = out.shape[0]
-                print(f"{metric:<8} {b:>5} {peer:<15} {n / ours:>11.2f} {n / theirs:>11.2f} {theirs / ours:>7.2f} {diff:>11.1e}")
+                print(f"{metric:<8} {b:>5} {peer:<15} {n / best['ours']:>11.2f} {n / best[peer]:>11.2f} "
+                      f"{best[peer] / best['ours']:>7.2f} {diff:>11.1e}")
 
 
 def main() -> None:
