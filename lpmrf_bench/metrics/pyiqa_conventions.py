@@ -11,12 +11,13 @@ Read from pyiqa's `archs/ssim_arch.py`, `archs/psnr_arch.py`, `archs/func_util.p
 - `psnry` (`test_y_channel=True`): YIQ Y in [0, 1], NOT rounded (psnr skips `preprocess_rgb`), eps 1e-8.
 YIQ luma is not BT.601 YCbCr luma: Y-channel values differ from basicsr's by more than 1 dB.
 
-pyiqa's luma is a float32 `matmul`, whose rounding depends on the BLAS kernel that runs it: MKL's FMA
-kernels (AVX2, AVX-512) give the fused chain fma(b, wb, fma(g, wg, r * wr)), its SSE4.2 kernel the plain
-float32 sum, and 504 of the 2^24 colours round to a different integer. We compute the fused chain
-explicitly (float32 products of float32 factors are exact in float64, so each float64 step rounded to
-float32 is the fused one; equal to MKL's AVX-512 `rgb2yiq` for every 8-bit colour), so the values no
-longer depend on the machine.
+pyiqa's luma is a float32 `matmul`, whose rounding depends on the BLAS kernel that runs it: MKL's SSE4.2
+kernel gives the plain float32 sum, its AVX2 and AVX-512 kernels two other roundings, and ~1500 of the 2^24
+colours get another integer luma from one kernel to the next (a [3,1] product instead of pyiqa's [3,3] one
+changes 504 on the same kernel). We compute the AVX-512 kernel's result, the fused chain
+fma(b, wb, fma(g, wg, r * wr)), explicitly (a float32 product is exact in float64, so each float64 step
+rounded to float32 is the fused one; checked equal to MKL's AVX-512 `rgb2yiq` for every 8-bit colour), so
+the values no longer depend on the machine.
 """
 from __future__ import annotations
 
@@ -45,17 +46,16 @@ def _yiq(images: Array, rounded: bool) -> Array:
     return _cast(y.round() if rounded else y, "float64")
 
 
-def yiq_luma(images: torch.Tensor, rounded: bool = True) -> torch.Tensor:
-    """uint8 RGB [B,3,H,W] -> float64 [B,1,H,W] YIQ luma on the 0-255 scale, as pyiqa's float32 chain (fused)."""
-    if images.dtype != torch.uint8:
-        raise ValueError(f"pyiqa-convention metrics take the 8-bit images (uint8), got {images.dtype}")
-    return _yiq(images, rounded).unsqueeze(1)
-
-
 def _check_uint8(*images: torch.Tensor) -> None:
     for x in images:
         if x.dtype != torch.uint8:
             raise ValueError(f"pyiqa-convention metrics take the 8-bit images (uint8), got {x.dtype}")
+
+
+def yiq_luma(images: torch.Tensor, rounded: bool = True) -> torch.Tensor:
+    """uint8 RGB [B,3,H,W] -> float64 [B,1,H,W] YIQ luma on the 0-255 scale, as pyiqa's float32 chain (fused)."""
+    _check_uint8(images)
+    return _yiq(images, rounded).unsqueeze(1)
 
 
 def ssim_yiq(out: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
