@@ -53,7 +53,7 @@ def test_identity_metrics_equal_scikit_image(tmp_path, paired, photo_pairs):
 def _documented_columns(table: str) -> set[str]:
     """Column names in the README's schema table for `table` (first backticked cell of each row)."""
     text = README.read_text()
-    section = text.split(f"#### `{table}")[1].split("####")[0]
+    section = text.split(f"#### `{table}")[1].split("\n#")[0]  # up to the next heading of any level
     return set(re.findall(r"^\| `([a-z_<>]+)`", section, flags=re.M)) - {"knob_<name>"}
 
 
