@@ -17,8 +17,7 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torchmetrics.functional.image import peak_signal_noise_ratio as tm_psnr
 
-from lpmrf_bench.metrics import METRICS
-from lpmrf_bench.metrics import fullref
+from lpmrf_bench.metrics import METRICS, fullref
 from lpmrf_bench.metrics.base import MetricBatch
 
 REFERENCE = Path(__file__).parent / "reference"

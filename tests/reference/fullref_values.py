@@ -4,8 +4,8 @@ The values must not move (float64, within 1e-10) when the kernels are rewritten 
 the implementation of commit a3237b4 (torch float64 grouped conv2d, whole-batch float64 arithmetic) scored
 eight 512x512 photographs and stored them here. Regenerate (only with that implementation) with:
 
-    git worktree add /tmp/before a3237b4 && PYTHONPATH=/tmp/before python tests/reference/fullref_values.py \
-        > tests/reference/fullref_values.json
+    mkdir /tmp/before && git archive a3237b4 | tar -x -C /tmp/before
+    PYTHONPATH=/tmp/before python tests/reference/fullref_values.py > tests/reference/fullref_values.json
 """
 from __future__ import annotations
 
