@@ -275,7 +275,9 @@ class Runner:
                     "run_id": self.run_id, "invocation": self.invocation, "config_id": config.config_id,
                     "method": config.method, "dataset": dataset.name, "split": dataset.split, "restorations": n,
                     "restore_images_per_s": n / max(tally.seconds[(config.config_id, "restore")], 1e-9),
-                    "metric_images_per_s": n / max(tally.seconds[(config.config_id, "metrics")], 1e-9),
+                    "metric_images_per_s": n / max(sum(tally.per_metric(config.config_id).values()), 1e-9),
+                    **{f"{store.PERF_METRIC_SECONDS}{name}": seconds
+                       for name, seconds in tally.per_metric(config.config_id).items()},
                     "peak_memory_bytes": _peak_memory(self.device), "device": str(self.device),
                     "batch_size": self.o.batch_size})
         self.rows.flush()
@@ -337,12 +339,17 @@ class Runner:
             return
         finite = torch.isfinite(out.flatten(1)).all(dim=1).cpu()
         out8 = quantize(out)
-        start = time.perf_counter()
         scored = MetricBatch(out=out8, gt=group.gt8, lq=group.lq8, reference=group.ref8)
-        values = {m.name: self.metric_plan.fns[m.spec](scored).detach().to("cpu", torch.float64).numpy() for m in metrics}
-        features = {name: _one_by_one(fn, out8) for name, fn in self.metric_plan.extractors.items()}
-        self._sync()
-        tally.seconds[(config.config_id, "metrics")] += time.perf_counter() - start
+        values, features = {}, {}
+        for m in metrics:  # timed one by one, so perf.parquet shows where the metric time goes
+            start = time.perf_counter()
+            values[m.name] = self.metric_plan.fns[m.spec](scored).detach().to("cpu", torch.float64).numpy()
+            self._sync()
+            tally.seconds[(config.config_id, f"metric:{m.name}")] += time.perf_counter() - start
+        for name, fn in self.metric_plan.extractors.items():
+            start = time.perf_counter()
+            features[name] = _one_by_one(fn, out8)
+            tally.seconds[(config.config_id, f"metric:features_{name}")] += time.perf_counter() - start
         for j, image_id in enumerate(ids):
             if not finite[j]:
                 self._error(config, dataset, image_id, sample, "restore", "output contains NaN or Inf; no metric stored")
@@ -399,8 +406,13 @@ class _Group:
 
 @dataclass
 class _Tally:
-    seconds: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
+    seconds: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))  # (config, stage)
     count: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def per_metric(self, config_id: str) -> dict[str, float]:
+        """Seconds spent in each metric for one config."""
+        return {stage.removeprefix("metric:"): s for (cid, stage), s in self.seconds.items()
+                if cid == config_id and stage.startswith("metric:")}
 
 
 def _one_by_one(extract, images: torch.Tensor):

@@ -5,7 +5,7 @@ Layout (README "Store schema"):
   metrics/part-*.parquet   long format, one row per (config, dataset, image, sample, metric)
   images.parquet           per image: input conversions, degradation parameters
   errors.parquet           per failed (config, dataset, image, sample): stage and reason
-  perf.parquet             per config and dataset: images/s, peak memory, device
+  perf.parquet             per config and dataset: images/s, seconds per metric, peak memory, device
   sets.parquet             set-level values with n and a 95% bootstrap interval
   features/part-*.parquet  per-image feature vectors of the outputs, one row per (config, dataset, image,
                            sample, extractor), for set-level metrics (FID-like) without re-running restorers
@@ -42,6 +42,7 @@ TABLE_KEYS: dict[str, list[str]] = {
     "errors": ["config_id", "dataset", "split", "image_id", "sample"],
     "perf": ["config_id", "dataset", "split", "invocation"],
 }
+PERF_METRIC_SECONDS = "metric_seconds_"  # perf column prefix: seconds spent in one metric (e.g. metric_seconds_ssim)
 
 
 def write_json(path: Path, obj: Any) -> None:

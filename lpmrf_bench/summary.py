@@ -87,3 +87,22 @@ def summarize(run_dir: Path, config_ids: set[str] | None = None) -> pd.DataFrame
     n = sets.groupby(["config", "dataset", "split"])["n"].max()
     table.insert(0, "n", n)
     return table.reset_index()
+
+
+def timings(run_dir: Path) -> pd.DataFrame:
+    """Where the time went, from `perf.parquet`: per config, dataset and stage (`restore`, then each metric),
+    the seconds and images summed over every command that wrote to the run, images/s, and the stage's share
+    of that config's time on that dataset."""
+    perf = store.load_table(run_dir, "perf")
+    if perf.empty:
+        return pd.DataFrame()
+    metrics = {c: c.removeprefix(store.PERF_METRIC_SECONDS) for c in perf.columns if c.startswith(store.PERF_METRIC_SECONDS)}
+    perf = perf.rename(columns=metrics).assign(restore=perf["restorations"] / perf["restore_images_per_s"])
+    stages = ["restore", *metrics.values()]
+    ident = ["method", "config_id", "dataset", "split"]
+    long = perf.melt(id_vars=[*ident, "restorations"], value_vars=stages, var_name="stage", value_name="seconds")
+    long = long.dropna(subset=["seconds"]).groupby([*ident, "stage"], sort=False)[["seconds", "restorations"]].sum()
+    long = long.reset_index().rename(columns={"restorations": "images"})
+    long["images_per_s"] = long["images"] / long["seconds"].clip(lower=1e-9)
+    long["share"] = long["seconds"] / long.groupby(ident)["seconds"].transform("sum")
+    return long

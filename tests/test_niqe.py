@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +22,7 @@ from lpmrf_bench.metrics.niqe import (
     NIQE,
     NIQE_PYIQA,
     PYIQA,
+    WORKERS_ENV,
     aggd_fit,
     imresize,
     niqe,
@@ -25,6 +30,7 @@ from lpmrf_bench.metrics.niqe import (
     niqe_of_luma,
     pristine_model,
     pyiqa_model,
+    worker_count,
 )
 
 REFERENCE = Path(__file__).parent / "reference"
@@ -187,3 +193,49 @@ def test_bad_input():
     assert torch.isnan(niqe(torch.zeros(2, 3, 191, 400, dtype=torch.uint8))).all()  # below two blocks a side
     with pytest.raises(ValueError, match="uint8"):
         niqe(torch.zeros(1, 3, 256, 256))
+
+
+def test_worker_pool_gives_the_serial_values(monkeypatch):
+    images = reference_images()
+    crops = [images[name][:192, :288] for name in ("astronaut", "chelsea", "coffee")]
+    batch = torch.cat([as_batch(c) for c in crops])
+    serial = niqe(batch, workers=1)
+    assert niqe(batch, workers=2).tolist() == serial.tolist()  # bit-identical, in image order
+    assert niqe(batch, PYIQA, workers=3).tolist() == niqe(batch, PYIQA, workers=1).tolist()
+    monkeypatch.setenv(WORKERS_ENV, "2")
+    assert worker_count() == 2
+    monkeypatch.setenv(WORKERS_ENV, "0")
+    with pytest.raises(ValueError, match="LPMRF_BENCH_NIQE_WORKERS must be a whole number"):
+        niqe(batch)
+    monkeypatch.delenv(WORKERS_ENV)
+    assert worker_count() == len(os.sched_getaffinity(0))
+
+
+KILLED_PARENT = """
+import sys, time, torch
+from lpmrf_bench.metrics.niqe import _pool, niqe
+niqe(torch.randint(0, 256, (2, 3, 192, 192), dtype=torch.uint8), workers=2)
+print(*[p.pid for p in _pool(2)._pool], flush=True)
+time.sleep(60)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads process states from /proc")
+def test_pool_workers_exit_when_the_run_is_killed():
+    parent = subprocess.Popen([sys.executable, "-c", KILLED_PARENT], stdout=subprocess.PIPE, text=True)
+    workers = [int(pid) for pid in parent.stdout.readline().split()]
+    assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -49,6 +51,32 @@ def ssim_relu_reference(x: np.ndarray, y: np.ndarray) -> float:
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     cs = np.maximum((2 * cxy + c2) / (vx + vy + c2), 0)
     return float(((2 * mx * my + c1) / (mx**2 + my**2 + c1) * cs).mean())
+
+
+def float32_round(q: Fraction) -> Fraction:
+    """Round an exact rational to the nearest float32 (ties to even), exactly."""
+    if q == 0:
+        return q
+    e = math.floor(math.log2(abs(q)))
+    e += (abs(q) >= Fraction(2) ** (e + 1)) - (abs(q) < Fraction(2) ** e)
+    ulp = Fraction(2) ** (e - 23)
+    return round(q / ulp) * ulp
+
+
+def test_yiq_luma_is_pyiqas_fused_float32_chain():
+    # exact rational arithmetic, one float32 rounding per fused step: fma(b, wb, fma(g, wg, r * wr)) x 255
+    # (MKL's AVX-512 `rgb2yiq`); the colours are random ones plus ones where the unfused sum rounds elsewhere
+    rng = np.random.default_rng(0)
+    colours = [tuple(map(int, c)) for c in rng.integers(0, 256, (300, 3))] + [(252, 158, 179), (142, 172, 27), (240, 140, 40)]
+    w = [Fraction(float(np.float32(v))) for v in (0.299, 0.587, 0.114)]
+    images = torch.tensor(colours, dtype=torch.uint8).T.reshape(1, 3, 1, -1)
+    got = yiq_luma(images, rounded=False)[0, 0, 0].tolist()
+    for (r, g, b), value in zip(colours, got):
+        x = [float32_round(Fraction(v, 255)) for v in (r, g, b)]
+        acc = float32_round(x[0] * w[0])
+        for xi, wi in zip(x[1:], w[1:]):
+            acc = float32_round(acc + xi * wi)
+        assert value == float(float32_round(acc * 255)), (r, g, b)
 
 
 def test_yiq_luma_is_rounded_formula(pair):

@@ -54,9 +54,10 @@ TRUST_OPTION = click.option(
 @click.option("--weights-dir", default=None, envvar="LPMRF_BENCH_WEIGHTS", type=click.Path(file_okay=False),
               help="Weight cache folder.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@click.option("--timings", is_flag=True, help="Also print where the time went: restore and each metric, per method.")
 @fail_cleanly
 def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, trusted, reference, set_reference, seed,
-                samples, device, batch_size, limit, save_images, out, data_root, weights_dir, no_progress) -> None:
+                samples, device, batch_size, limit, save_images, out, data_root, weights_dir, no_progress, timings) -> None:
     """Restore datasets with methods, score every image, store the rows and print the summary.
 
     With no --methods and no --datasets this is the embedded default: synthetic-faces:test x (identity +
@@ -91,6 +92,8 @@ def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, tru
         click.echo(f"skipped metric {name}: {reason}", err=True)
     with pd.option_context("display.width", 200, "display.max_columns", 50, "display.max_colwidth", 40):
         click.echo(result.summary.to_string(index=False) if not result.summary.empty else "no metric rows")
+    if timings:
+        _echo_timings(result.run_dir)
     click.echo(f"run directory: {result.run_dir}  ({result.restored} images restored by this command)")
     if result.earlier_errors:
         click.echo(f"({result.earlier_errors} failure(s) recorded by earlier commands remain in "
@@ -101,6 +104,19 @@ def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, tru
         for row in result.errors.head(20).itertuples():
             click.echo(f"  {row.dataset}:{row.image_id} [{row.method}, {row.stage}] {row.reason}", err=True)
         sys.exit(1)
+
+
+def _echo_timings(run_dir: Path) -> None:
+    from lpmrf_bench.summary import timings
+
+    table = timings(run_dir)
+    if table.empty:
+        click.echo("no timings recorded")
+        return
+    table = table.assign(seconds=table["seconds"].map("{:.3f}".format), share=table["share"].map("{:.0%}".format),
+                         images_per_s=table["images_per_s"].map("{:.4g}".format))
+    click.echo("time per stage (all commands that wrote to this run):")
+    click.echo(table.rename(columns={"images_per_s": "images/s"}).to_string(index=False))
 
 
 @click.command("restore")

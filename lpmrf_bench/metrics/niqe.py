@@ -28,10 +28,14 @@ NIQE values pyiqa publishes for its calibration images (ResultsCalibra) to <= 2.
 """
 from __future__ import annotations
 
+import atexit
 import math
+import multiprocessing
+import multiprocessing.pool
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from importlib import resources
 
 import numpy as np
@@ -222,12 +226,41 @@ BASICSR = Convention(luma=niqe_luma, model=pristine_model, dtype=np.float32)
 PYIQA = Convention(luma=niqe_luma_yiq, model=pyiqa_model, dtype=np.float64)
 
 
-def niqe(images: torch.Tensor, convention: Convention = BASICSR) -> torch.Tensor:
-    """Per-image NIQE of uint8 RGB [B,3,H,W], float64 [B]; NaN below MIN_SIZE. Default: PMRF's (basicsr)."""
+WORKERS_ENV = "LPMRF_BENCH_NIQE_WORKERS"
+
+
+def worker_count() -> int:
+    """Processes NIQE spreads a batch over: $LPMRF_BENCH_NIQE_WORKERS, else the CPU cores this process may use."""
+    value = os.environ.get(WORKERS_ENV, "").strip()
+    if not value:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{WORKERS_ENV} must be a whole number of processes >= 1, got {value!r}")
+    return int(value)
+
+
+@lru_cache(maxsize=None)
+def _pool(workers: int) -> multiprocessing.pool.Pool:
+    """A pool kept for the process's life. Forked, which starts in milliseconds: its workers only run numpy and
+    scipy (never torch, whose OpenMP threads do not survive a fork). Each computes whole images with the same
+    function as the serial loop, so the values are identical. A worker closes its copy of the task pipe's
+    write end, so when a run is killed (it resumes from its store) the workers read EOF and exit."""
+    pool = multiprocessing.get_context("fork").Pool(workers)
+    atexit.register(pool.terminate)
+    return pool
+
+
+def niqe(images: torch.Tensor, convention: Convention = BASICSR, workers: int | None = None) -> torch.Tensor:
+    """Per-image NIQE of uint8 RGB [B,3,H,W], float64 [B]; NaN below MIN_SIZE. Default: PMRF's (basicsr).
+
+    A batch of several images is spread over `workers` processes (default `worker_count()`; 1: this one).
+    """
     if min(images.shape[-2:]) < MIN_SIZE:
         return torch.full((images.shape[0],), float("nan"), dtype=torch.float64)
-    model = convention.model()
-    values = [niqe_of_luma(y, model, dtype=convention.dtype) for y in convention.luma(images)]
+    one = partial(niqe_of_luma, model=convention.model(), dtype=convention.dtype)
+    lumas = list(convention.luma(images))
+    workers = worker_count() if workers is None else workers
+    values = _pool(workers).map(one, lumas, chunksize=1) if min(workers, len(lumas)) > 1 else [one(y) for y in lumas]
     return torch.tensor(values, dtype=torch.float64)
 
 

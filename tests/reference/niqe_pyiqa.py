@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from skimage import data as skdata
 
 sys.path.insert(0, str(Path(__file__).parent))
 from niqe_basicsr import reference_images as basicsr_images
-from pyiqa_fullref import import_pyiqa_module
+from pyiqa_fullref import import_pyiqa_module, pin_mkl_kernel
 
 # chaofengc/IQA-PyTorch ResultsCalibra/calibration_summary.csv @ 065c2b73eecc7fbfc5dde75cccb5328bf62f3cc6,
 # rows "niqe(ours)" (pyiqa) and, full precision, ResultsCalibra/results_original.csv
@@ -107,6 +108,7 @@ def main(root: str) -> None:
                               "@ 13792e4f5f05d8f74f5677aad8139dc988be07c9; images from the wheel's ResultsCalibra/",
         "script": "tests/reference/niqe_pyiqa.py",
         "torch": torch.__version__,
+        "mkl_cbwr": os.environ.get("MKL_CBWR"),
         "numpy": np.__version__,
         "niqe": values,
         "calibration": calibration,
@@ -114,4 +116,5 @@ def main(root: str) -> None:
 
 
 if __name__ == "__main__":
+    pin_mkl_kernel()
     main(sys.argv[1])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 import types
 from pathlib import Path
@@ -65,9 +66,18 @@ def main(root: str) -> None:
                   "with the options of pyiqa/default_model_configs.py for ssim, psnr and psnry",
         "script": "tests/reference/pyiqa_fullref.py",
         "torch": torch.__version__,
+        "mkl_cbwr": os.environ.get("MKL_CBWR"),
         "values": values,
     }, indent=1))
 
 
+def pin_mkl_kernel() -> None:
+    """pyiqa's float32 `rgb2yiq` matmul rounds differently on each MKL kernel (SSE4.2: the plain float32
+    sum; AVX2: another order; AVX-512: the fused chain lpmrf_bench computes), 504 of the 2^24 colours to
+    another integer: pin the AVX-512 one (needs that CPU). MKL reads this at its first call, not at import."""
+    os.environ["MKL_CBWR"] = "AVX512"
+
+
 if __name__ == "__main__":
+    pin_mkl_kernel()
     main(sys.argv[1])
