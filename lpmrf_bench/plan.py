@@ -247,7 +247,7 @@ def plan_metrics(protocol_name: str, names: list[str] | None, device: torch.devi
                 plan.extractors[metric.extractor] = EXTRACTORS.get(metric.extractor).build(device, weights_dir)
         except (UnavailableError, WeightsError, ImportError) as exc:
             if names:
-                raise PlanError(f"metric {name!r} cannot run: {exc}") from exc
+                raise _cannot_run(name, exc) from exc
             plan.skipped[name] = str(exc).splitlines()[0]
             continue
         plan.set_metrics.append(metric)
@@ -262,8 +262,15 @@ def plan_metrics(protocol_name: str, names: list[str] | None, device: torch.devi
             plan.fns[spec.spec] = spec.build(device, weights_dir)
         except (UnavailableError, WeightsError, ImportError, KeyError) as exc:
             if names:
-                raise PlanError(f"metric {name!r} cannot run: {exc}") from exc
+                raise _cannot_run(name, exc) from exc
             plan.skipped[name] = str(exc)  # all of it: a missing file's message says where to get it and put it
             continue
         plan.specs.append(spec)
     return plan
+
+
+def _cannot_run(name: str, exc: Exception) -> Exception:
+    """A metric named with --metrics that cannot run: missing weights are failed work (exit 1, as for a method's
+    weights), anything else (a missing package, an unknown name) a usage error (exit 2)."""
+    message = f"metric {name!r} cannot run: {exc}"
+    return WeightsError(message) if isinstance(exc, WeightsError) else PlanError(message)

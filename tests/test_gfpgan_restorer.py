@@ -44,8 +44,9 @@ def test_spec_is_the_entry_point_with_only_a_precision_knob():
     assert {name: [wf.source for wf in files] for name, files in SPEC.weight_sets.items()} == {
         "v1.4": [RELEASE + "GFPGANv1.4.pth"], "v1.3": [RELEASE + "GFPGANv1.3.pth"]}
     row = next(r for r in method_rows() if r["method"] == "gfpgan")
-    assert row["licence"].startswith("Apache-2.0") and row["weights"] == "v1.4(missing), v1.3(missing)"
-    assert row["knobs (*PD)"] == "precision=fp32" and row["available"] == "yes"
+    assert row["licence"].startswith("Apache-2.0")
+    assert row["weights"] == "v1.4 (missing), v1.3 (missing), a path (--weights)"
+    assert row["knobs (*PD)"] == "precision=fp32" and row["available"] == "weights missing: GFPGANv1.4.pth"
 
 
 class ReferenceNoiseBatch(RestoreBatch):

@@ -22,4 +22,5 @@ SPEC = RestorerSpec(
     licence="NTU S-Lab License 1.0 (non-commercial)",
     input_size=512,
     load_random=lazy_load("lpmrf_baselines.codeformer.loading:random_restorer"),
+    explicit_weights=True,  # a .pth in the release form, or our checkpoint folder
 )

@@ -17,6 +17,7 @@ SPEC = RestorerSpec(
     input_size=PUBLISHED_SIZE,
     stochastic=True,  # fresh decoder noise per call, as published
     load_random=lazy_load("lpmrf_baselines.gfpgan.restorer:random_gfpgan_restorer"),
+    explicit_weights=True,  # a .pth in the release form
 )
 
 __all__ = ["SPEC"]
