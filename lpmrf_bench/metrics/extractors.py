@@ -8,6 +8,9 @@ loads the network once and returns a function uint8 [B,3,H,W] -> float64 [B, D] 
 BSD-3), 1280-d global-average-pooled trunk features of the image at its own resolution (no resize), with the
 ImageNet mean/std normalisation. It is not the FID Inception: its values are comparable only with each other,
 at one resolution, which the reference's name fixes.
+
+`inception` (torch-fidelity's file and input path: the PMRF protocol) and `inception-ptfid` (pytorch-fid's /
+pyiqa's file and input path) are the FID InceptionV3 of `metrics/inception.py`, 2048-d pool3 features.
 """
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
+from lpmrf_bench.metrics.inception import (PYTORCH_FID_INCEPTION, TORCH_FIDELITY_INCEPTION, inception_features,
+                                           load_fid_inception, pytorch_fid_input, torch_fidelity_input)
 from lpmrf_bench.registry import Registry
 from lpmrf_bench.weights import WeightFile, WeightsError, register, resolve
 
@@ -93,5 +98,28 @@ MOBILENET = FeatureExtractor(
     description="torchvision MobileNetV2 ImageNet, 1280-d pooled trunk features at the image's own resolution",
 )
 
+def _inception_builder(weights: WeightFile, input_path: Callable[[torch.Tensor], torch.Tensor]
+                       ) -> Callable[[torch.device, str | None], FeatureFn]:
+    def build(device: torch.device, weights_dir: str | None) -> FeatureFn:
+        model = load_fid_inception(str(resolve(weights, weights_dir=weights_dir)), device)
+        return lambda images: inception_features(model, images, input_path)
+    return build
+
+
+INCEPTION = FeatureExtractor(
+    name="inception", spec="inception/torch-fidelity-6726825d/uint8-tf1-bilinear299-(x-128)div128-pool2048/v1",
+    dim=2048, build=_inception_builder(TORCH_FIDELITY_INCEPTION, torch_fidelity_input),
+    weights=(TORCH_FIDELITY_INCEPTION,), licence=TORCH_FIDELITY_INCEPTION.licence,
+    description="FID InceptionV3 as torch-fidelity (PMRF protocol): TF1 bilinear resize to 299, pool3 2048-d",
+)
+INCEPTION_PYTORCH_FID = FeatureExtractor(
+    name="inception-ptfid", spec="inception/pytorch-fid-6726825d/div255-F.interpolate-bilinear299-2x-1-pool2048/v1",
+    dim=2048, build=_inception_builder(PYTORCH_FID_INCEPTION, pytorch_fid_input),
+    weights=(PYTORCH_FID_INCEPTION,), licence=PYTORCH_FID_INCEPTION.licence,
+    description="FID InceptionV3 as pytorch-fid / pyiqa's weights: F.interpolate bilinear to 299, pool3 2048-d",
+)
+
 EXTRACTORS: Registry[FeatureExtractor] = Registry("feature extractor")
 EXTRACTORS.add("mobilenet", "lpmrf_bench.metrics.extractors:MOBILENET")
+EXTRACTORS.add("inception", "lpmrf_bench.metrics.extractors:INCEPTION")
+EXTRACTORS.add("inception-ptfid", "lpmrf_bench.metrics.extractors:INCEPTION_PYTORCH_FID")
