@@ -10,6 +10,7 @@ from lpmrf_bench import store
 from lpmrf_bench.intervals import bootstrap
 from lpmrf_bench.metrics import METRICS
 from lpmrf_bench.metrics.base import mean_of_finite
+from lpmrf_bench.metrics.setlevel import SET_METRICS
 from lpmrf_bench.registry import UnavailableError
 
 REFERENCE_COLUMNS = {"reference": "string", "reference_hash": "string", "reference_n": "Int64"}  # feature-based rows
@@ -61,6 +62,12 @@ def write_sets(run_dir: Path) -> pd.DataFrame:
     return frame
 
 
+def _few_images_flag(metric: str, n: int) -> str:
+    """' (n<2048)' on an FID cell from fewer images than the feature dimension: biased upward, not comparable."""
+    floor = SET_METRICS[metric].min_images if metric in SET_METRICS else 0
+    return f" (n<{floor})" if n < floor else ""
+
+
 def summarize(run_dir: Path, config_ids: set[str] | None = None) -> pd.DataFrame:
     """method (with knobs) x dataset rows, one `metric` column of "value [low, high]" per metric."""
     sets_path = run_dir / "sets.parquet"
@@ -75,7 +82,8 @@ def summarize(run_dir: Path, config_ids: set[str] | None = None) -> pd.DataFrame
     sets = sets.copy()
     sets["config"] = sets.apply(lambda r: r["method"] + "".join(
         f" {k.removeprefix('knob_')}={r[k]}" for k in knobs if pd.notna(r[k])), axis=1)
-    sets["cell"] = sets.apply(lambda r: f"{r['value']:.4g} [{r['ci_low']:.4g}, {r['ci_high']:.4g}]", axis=1)
+    sets["cell"] = sets.apply(lambda r: f"{r['value']:.4g} [{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
+                              + _few_images_flag(r["metric"], r["n"]), axis=1)
     table = sets.pivot_table(index=["config", "dataset", "split"], columns="metric", values="cell", aggfunc="first")
     n = sets.groupby(["config", "dataset", "split"])["n"].max()
     table.insert(0, "n", n)

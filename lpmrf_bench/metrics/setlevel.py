@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from lpmrf_bench.metrics.distribution import frechet_distance_bootstrap, kernel_distance_bootstrap, kernel_draws
-from lpmrf_bench.metrics.extractors import EXTRACTORS, MOBILENET, FeatureFn
+from lpmrf_bench.metrics.extractors import EXTRACTORS, INCEPTION, MOBILENET, FeatureFn
 from lpmrf_bench.metrics.references import Reference, cache_path, get_reference
 
 BOOTSTRAP_RESAMPLES = 200
@@ -29,6 +29,7 @@ class SetMetric:
     value: Callable[[np.ndarray, Reference], float]
     resampled: Callable[[np.ndarray, Reference, np.ndarray], np.ndarray]  # values for rows of image indices
     description: str = ""
+    min_images: int = 0  # fewer images are flagged in the summary (FID: below 2048 the covariance is singular)
 
 
 @dataclass(frozen=True)
@@ -57,13 +58,19 @@ def _kd_resampled(feats: np.ndarray, ref: Reference, index: np.ndarray) -> np.nd
     return kernel_distance_bootstrap(feats, ref.features, index, draws)
 
 
-_MOBILENET = MOBILENET.spec
+_MOBILENET, _INCEPTION = MOBILENET.spec, INCEPTION.spec
+_KID_SPEC = f"mmd2-cubic-unbiased-{KID_SUBSETS}x{KID_SUBSET_SIZE}-seed0"  # subsets of min(1000, N) images
 SET_METRICS: dict[str, SetMetric] = {m.name: m for m in (
     SetMetric("fd_mobilenet", f"fd_mobilenet/{_MOBILENET}/frechet-cov-ddof1-f64/v1", "mobilenet", False, _fd,
               _fd_resampled, "Fréchet distance of MobileNetV2 features (the offline stand-in for FID)"),
-    SetMetric("kd_mobilenet", f"kd_mobilenet/{_MOBILENET}/mmd2-cubic-unbiased-{KID_SUBSETS}x{KID_SUBSET_SIZE}-seed0/v1",
+    SetMetric("kd_mobilenet", f"kd_mobilenet/{_MOBILENET}/{_KID_SPEC}/v1",
               "mobilenet", False, _kd, _kd_resampled,
               "KID (unbiased MMD^2, cubic kernel) of MobileNetV2 features, subsets as clean-fid"),
+    SetMetric("fid", f"fid/{_INCEPTION}/frechet-cov-ddof1-f64/v1", "inception", False, _fd, _fd_resampled,
+              "FID, PMRF protocol: torch-fidelity's Inception file and TF1 bilinear resize to 299",
+              min_images=INCEPTION.dim),
+    SetMetric("kid", f"kid/{_INCEPTION}/{_KID_SPEC}/v1", "inception", False, _kd, _kd_resampled,
+              "KID, PMRF protocol: torch-fidelity's Inception features, subsets of min(1000, N) as clean-fid"),
 )}
 
 
