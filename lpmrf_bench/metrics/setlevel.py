@@ -12,12 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lpmrf_bench.metrics.distribution import frechet_distance_bootstrap, kernel_distance_bootstrap, kernel_draws
-from lpmrf_bench.metrics.extractors import EXTRACTORS, INCEPTION, MOBILENET, FeatureFn
+from lpmrf_bench.metrics.distribution import (ball_cover, frechet_distance_bootstrap, kernel_distance_bootstrap,
+                                              kernel_draws, knn_radii, precision_recall_bootstrap)
+from lpmrf_bench.metrics.extractors import EXTRACTORS, INCEPTION, MOBILENET, VGG16, FeatureFn
 from lpmrf_bench.metrics.references import Reference, cache_path, get_reference
 
 BOOTSTRAP_RESAMPLES = 200
 KID_SUBSETS, KID_SUBSET_SIZE, KID_SEED = 100, 1000, 0
+PRC_NEIGHBOURS = 3  # torch-fidelity's prc_neighborhood
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,21 @@ def _kd_resampled(feats: np.ndarray, ref: Reference, index: np.ndarray) -> np.nd
     return kernel_distance_bootstrap(feats, ref.features, index, draws)
 
 
-_MOBILENET, _INCEPTION = MOBILENET.spec, INCEPTION.spec
+def _prc_resampled(which: int) -> Callable[[np.ndarray, Reference, np.ndarray], np.ndarray]:
+    """Precision (0) or recall (1) for rows of image indices; the reference's k-NN radii are computed once."""
+    def resampled(feats: np.ndarray, ref: Reference, index: np.ndarray) -> np.ndarray:
+        radii = ref.memo(("knn-radii", PRC_NEIGHBOURS), lambda: knn_radii(ref.features, PRC_NEIGHBOURS))
+        return precision_recall_bootstrap(ball_cover(ref.features, radii, feats, PRC_NEIGHBOURS), index)[which]
+    return resampled
+
+
+def _prc_value(which: int) -> Callable[[np.ndarray, Reference], float]:
+    resampled = _prc_resampled(which)
+    return lambda feats, ref: float(resampled(feats, ref, np.arange(len(feats))[None])[0])
+
+
+_MOBILENET, _INCEPTION, _VGG16 = MOBILENET.spec, INCEPTION.spec, VGG16.spec
+_PRC_SPEC = f"improved-knn{PRC_NEIGHBOURS}-bootstrap-fixed-radii"
 _KID_SPEC = f"mmd2-cubic-unbiased-{KID_SUBSETS}x{KID_SUBSET_SIZE}-seed0"  # subsets of min(1000, N) images
 SET_METRICS: dict[str, SetMetric] = {m.name: m for m in (
     SetMetric("fd_mobilenet", f"fd_mobilenet/{_MOBILENET}/frechet-cov-ddof1-f64/v1", "mobilenet", False, _fd,
@@ -71,6 +87,10 @@ SET_METRICS: dict[str, SetMetric] = {m.name: m for m in (
               min_images=INCEPTION.dim),
     SetMetric("kid", f"kid/{_INCEPTION}/{_KID_SPEC}/v1", "inception", False, _kd, _kd_resampled,
               "KID, PMRF protocol: torch-fidelity's Inception features, subsets of min(1000, N) as clean-fid"),
+    SetMetric("precision", f"precision/{_VGG16}/{_PRC_SPEC}/v1", "vgg16", True, _prc_value(0), _prc_resampled(0),
+              "improved precision (k=3) on VGG-16 ReLU(fc2) features, torch-fidelity's default extractor for it"),
+    SetMetric("recall", f"recall/{_VGG16}/{_PRC_SPEC}/v1", "vgg16", True, _prc_value(1), _prc_resampled(1),
+              "improved recall (k=3) on VGG-16 ReLU(fc2) features, torch-fidelity's default extractor for it"),
 )}
 
 
