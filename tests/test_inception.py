@@ -11,8 +11,8 @@ import torch
 
 from lpmrf_bench import weights as W
 from lpmrf_bench.metrics.extractors import EXTRACTORS
-from lpmrf_bench.metrics.inception import (FIDInceptionV3, inception_features, load_fid_inception, pytorch_fid_input,
-                                           resize_bilinear_tf1, torch_fidelity_input)
+from lpmrf_bench.metrics.inception import (FIDInceptionV3, inception_features, load_fid_inception, pyiqa_input,
+                                           pytorch_fid_input, resize_bilinear_tf1, torch_fidelity_input)
 
 MANIFEST = json.loads((Path(__file__).parent / "manifests" / "fid_inception_v3.json").read_text())
 
@@ -141,3 +141,22 @@ def test_registry_entries_name_their_file_and_input_path():
     assert fidelity.weights[0].filename == "weights-inception-2015-12-05-6726825d.pth"
     assert ptfid.weights[0].filename == "pt_inception-2015-12-05-6726825d.pth"
     assert "tf1-bilinear299" in fidelity.spec and "F.interpolate-bilinear299" in ptfid.spec
+
+
+@pytest.mark.slow
+def test_pyiqa_path_equals_cleanfid_resizer_and_pytorch_fid_network(weights_file):
+    import numpy as np
+    from cleanfid.resize import make_resizer
+    from pytorch_fid import inception as ptfid
+
+    with mock.patch.object(ptfid, "load_state_dict_from_url",
+                           return_value=torch.load(weights_file, weights_only=True)):
+        theirs = ptfid.InceptionV3([3], resize_input=False, normalize_input=False).eval()
+    resize = make_resizer("PIL", False, "bicubic", (299, 299))  # pyiqa's fid_arch.py clean mode: the same steps
+    x = images(6, 64, 80)
+    batch = torch.from_numpy(np.stack([resize(im.permute(1, 2, 0).numpy()) for im in x])).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        (want,) = theirs((batch - 128) / 128)  # pyiqa: (x - 128) / 128 in clean mode, normalize_input=False
+    got = inception_features(load_fid_inception(str(weights_file), torch.device("cpu")), x, pyiqa_input)
+    assert want.abs().max() > 1e-2
+    assert (got - want[:, :, 0, 0].double()).abs().max() < 1e-4

@@ -10,7 +10,8 @@ ImageNet mean/std normalisation. It is not the FID Inception: its values are com
 at one resolution, which the reference's name fixes.
 
 `inception` (torch-fidelity's file and input path: the PMRF protocol) and `inception-ptfid` (pytorch-fid's /
-pyiqa's file and input path) are the FID InceptionV3 of `metrics/inception.py`, 2048-d pool3 features.
+pyiqa's file and input path) and `inception-pyiqa` (that file with pyiqa's clean-mode resize, matching
+clean-fid's published statistics) are the FID InceptionV3 of `metrics/inception.py`, 2048-d pool3 features.
 `vgg16` is torch-fidelity's default for precision/recall: torchvision's VGG-16 ImageNet weights (the LPIPS trunk
 file), TF1 bilinear resize to 224, ImageNet normalisation on the 0..255 scale, ReLU of fc2 (4096-d).
 """
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from lpmrf_bench.metrics.inception import (PYTORCH_FID_INCEPTION, TORCH_FIDELITY_INCEPTION, inception_features,
-                                           load_fid_inception, pytorch_fid_input, resize_bilinear_tf1,
+                                           load_fid_inception, pytorch_fid_input, pyiqa_input, resize_bilinear_tf1,
                                            torch_fidelity_input)
 from lpmrf_bench.metrics.lpips import VGG16 as VGG16_WEIGHTS
 from lpmrf_bench.registry import Registry
@@ -122,6 +123,12 @@ INCEPTION_PYTORCH_FID = FeatureExtractor(
     weights=(PYTORCH_FID_INCEPTION,), licence=PYTORCH_FID_INCEPTION.licence,
     description="FID InceptionV3 as pytorch-fid / pyiqa's weights: F.interpolate bilinear to 299, pool3 2048-d",
 )
+INCEPTION_PYIQA = FeatureExtractor(
+    name="inception-pyiqa", spec="inception/pytorch-fid-6726825d/pil-f-bicubic299-clip-(x-128)div128-pool2048/v1",
+    dim=2048, build=_inception_builder(PYTORCH_FID_INCEPTION, pyiqa_input),
+    weights=(PYTORCH_FID_INCEPTION,), licence=PYTORCH_FID_INCEPTION.licence,
+    description="FID InceptionV3 as pyiqa (clean-fid 'clean' resize: float PIL bicubic to 299), pool3 2048-d",
+)
 
 VGG16_INPUT_SIZE = 224
 
@@ -172,4 +179,5 @@ EXTRACTORS: Registry[FeatureExtractor] = Registry("feature extractor")
 EXTRACTORS.add("mobilenet", "lpmrf_bench.metrics.extractors:MOBILENET")
 EXTRACTORS.add("inception", "lpmrf_bench.metrics.extractors:INCEPTION")
 EXTRACTORS.add("inception-ptfid", "lpmrf_bench.metrics.extractors:INCEPTION_PYTORCH_FID")
+EXTRACTORS.add("inception-pyiqa", "lpmrf_bench.metrics.extractors:INCEPTION_PYIQA")
 EXTRACTORS.add("vgg16", "lpmrf_bench.metrics.extractors:VGG16")

@@ -5,7 +5,9 @@ One network loads both published conversions as they are (same key layout): torc
 `pt_inception-2015-12-05-6726825d.pth`. The libraries differ in the input path, which is part of each
 extractor's spec: torch-fidelity resizes the 0..255 floats to 299 with TensorFlow 1.x bilinear
 (align_corners=False, no half-pixel offset) and maps by (x - 128) / 128; pytorch-fid takes x / 255, resizes with
-`F.interpolate(bilinear, align_corners=False)` and maps by 2x - 1. The TF graph's quirks are kept: average
+`F.interpolate(bilinear, align_corners=False)` and maps by 2x - 1; pyiqa (clean-fid's "clean" mode on
+pytorch-fid's file) resizes each channel as a float PIL image with bicubic, clips to 0..255 and maps by
+(x - 128) / 128. The TF graph's quirks are kept: average
 pools exclude the padding, and the last block pools by max.
 """
 from __future__ import annotations
@@ -189,6 +191,19 @@ def pytorch_fid_input(images: torch.Tensor) -> torch.Tensor:
     x = F.interpolate(images.to(torch.float32) / 255, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear",
                       align_corners=False)
     return 2 * x - 1
+
+
+def pyiqa_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 -> each channel a float32 PIL image, bicubic to 299, clipped to 0..255 -> (x - 128) / 128, as pyiqa's
+    FID in clean mode (`fid_arch.py`, the same resize as clean-fid's `make_resizer('PIL', False, 'bicubic')`)."""
+    import numpy as np
+    from PIL import Image
+
+    arrays = images.cpu().numpy().astype(np.float32)
+    resized = np.stack([[np.asarray(Image.fromarray(channel, mode="F").resize((INPUT_SIZE, INPUT_SIZE),
+                                                                           Image.BICUBIC)).clip(0, 255)
+                         for channel in image] for image in arrays])
+    return (torch.from_numpy(resized).to(images.device) - 128) / 128
 
 
 def load_fid_inception(path: str, device: torch.device) -> FIDInceptionV3:
