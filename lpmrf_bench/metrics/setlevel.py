@@ -14,7 +14,7 @@ import torch
 
 from lpmrf_bench.metrics.distribution import (ball_cover, frechet_distance_bootstrap, kernel_distance_bootstrap,
                                               kernel_draws, knn_radii, precision_recall_bootstrap)
-from lpmrf_bench.metrics.extractors import EXTRACTORS, INCEPTION, MOBILENET, VGG16, FeatureFn
+from lpmrf_bench.metrics.extractors import EXTRACTORS, INCEPTION, INCEPTION_PYIQA, MOBILENET, VGG16, FeatureFn
 from lpmrf_bench.metrics.references import Reference, cache_path, get_reference
 
 BOOTSTRAP_RESAMPLES = 200
@@ -73,7 +73,7 @@ def _prc_value(which: int) -> Callable[[np.ndarray, Reference], float]:
     return lambda feats, ref: float(resampled(feats, ref, np.arange(len(feats))[None])[0])
 
 
-_MOBILENET, _INCEPTION, _VGG16 = MOBILENET.spec, INCEPTION.spec, VGG16.spec
+_MOBILENET, _INCEPTION, _PYIQA, _VGG16 = MOBILENET.spec, INCEPTION.spec, INCEPTION_PYIQA.spec, VGG16.spec
 _PRC_SPEC = f"improved-knn{PRC_NEIGHBOURS}-bootstrap-fixed-radii"
 _KID_SPEC = f"mmd2-cubic-unbiased-{KID_SUBSETS}x{KID_SUBSET_SIZE}-seed0"  # subsets of min(1000, N) images
 SET_METRICS: dict[str, SetMetric] = {m.name: m for m in (
@@ -87,6 +87,11 @@ SET_METRICS: dict[str, SetMetric] = {m.name: m for m in (
               min_images=INCEPTION.dim),
     SetMetric("kid", f"kid/{_INCEPTION}/{_KID_SPEC}/v1", "inception", False, _kd, _kd_resampled,
               "KID, PMRF protocol: torch-fidelity's Inception features, subsets of min(1000, N) as clean-fid"),
+    SetMetric("fid_pyiqa", f"fid_pyiqa/{_PYIQA}/frechet-cov-ddof1-f64/v1", "inception-pyiqa", False, _fd,
+              _fd_resampled, "FID as pyiqa: pytorch-fid's Inception file, clean-fid's resize; clean-fid's FFHQ stats",
+              min_images=INCEPTION_PYIQA.dim),
+    SetMetric("kid_pyiqa", f"kid_pyiqa/{_PYIQA}/{_KID_SPEC}/v1", "inception-pyiqa", False, _kd, _kd_resampled,
+              "KID as pyiqa's features (clean-fid resize), subsets of min(1000, N) as clean-fid"),
     SetMetric("precision", f"precision/{_VGG16}/{_PRC_SPEC}/v1", "vgg16", True, _prc_value(0), _prc_resampled(0),
               "improved precision (k=3) on VGG-16 ReLU(fc2) features, torch-fidelity's default extractor for it"),
     SetMetric("recall", f"recall/{_VGG16}/{_PRC_SPEC}/v1", "vgg16", True, _prc_value(1), _prc_resampled(1),
