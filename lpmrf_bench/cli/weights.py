@@ -15,7 +15,8 @@ from lpmrf_bench.restorers import RESTORERS
 
 
 def _catalog() -> dict[str, W.WeightFile]:
-    """Import every method, metric and feature extractor so their weight files are registered."""
+    """Import every method, metric, feature extractor and published reference so their files are registered."""
+    from lpmrf_bench.metrics import references  # noqa: F401  (clean-fid's published statistics)
     from lpmrf_bench.metrics.extractors import EXTRACTORS
 
     for registry in (RESTORERS, METRICS, EXTRACTORS):

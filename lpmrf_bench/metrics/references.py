@@ -92,7 +92,7 @@ def published_reference(name: str, extractor: FeatureExtractor) -> Reference | N
     try:
         stats_path, kid_path = (resolve(f) for f in files)
     except WeightsError as exc:
-        raise ReferenceMissingError(str(exc).splitlines()[0]) from exc
+        raise ReferenceMissingError(str(exc)) from exc
     with np.load(stats_path, allow_pickle=False) as stats, np.load(kid_path, allow_pickle=False) as kid:
         mu, sigma = stats["mu"].astype(np.float64), stats["sigma"].astype(np.float64)
         feats = kid["feats"].astype(np.float64)
