@@ -62,10 +62,10 @@ def write_sets(run_dir: Path) -> pd.DataFrame:
     return frame
 
 
-def _few_images_flag(metric: str, n: int) -> str:
+def _few_images_flag(row: pd.Series) -> str:
     """' (n<2048)' on an FID cell from fewer images than the feature dimension: biased upward, not comparable."""
-    floor = SET_METRICS[metric].min_images if metric in SET_METRICS else 0
-    return f" (n<{floor})" if n < floor else ""
+    floor = SET_METRICS[row["metric"]].min_images if row["metric"] in SET_METRICS else 0
+    return f" (n<{floor})" if row["n"] < floor else ""
 
 
 def summarize(run_dir: Path, config_ids: set[str] | None = None) -> pd.DataFrame:
@@ -82,8 +82,8 @@ def summarize(run_dir: Path, config_ids: set[str] | None = None) -> pd.DataFrame
     sets = sets.copy()
     sets["config"] = sets.apply(lambda r: r["method"] + "".join(
         f" {k.removeprefix('knob_')}={r[k]}" for k in knobs if pd.notna(r[k])), axis=1)
-    sets["cell"] = sets.apply(lambda r: f"{r['value']:.4g} [{r['ci_low']:.4g}, {r['ci_high']:.4g}]"
-                              + _few_images_flag(r["metric"], r["n"]), axis=1)
+    sets["cell"] = sets.apply(lambda r: f"{r['value']:.4g} [{r['ci_low']:.4g}, {r['ci_high']:.4g}]", axis=1)
+    sets["cell"] += sets.apply(_few_images_flag, axis=1)
     table = sets.pivot_table(index=["config", "dataset", "split"], columns="metric", values="cell", aggfunc="first")
     n = sets.groupby(["config", "dataset", "split"])["n"].max()
     table.insert(0, "n", n)
