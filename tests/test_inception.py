@@ -65,7 +65,8 @@ def test_manifest_is_both_libraries_layout():
 def test_features_equal_torch_fidelity(weights_file):
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-    theirs = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights_file))
+    theirs = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
+                                         feature_extractor_weights_path=str(weights_file))
     ours = load_fid_inception(str(weights_file), torch.device("cpu"))
     x = images(2, 100, 77)  # non-square, upsampled: every interpolation weight differs from the identity
     with torch.no_grad():
