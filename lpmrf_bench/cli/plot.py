@@ -6,6 +6,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 FORMATS = ("png", "svg", "pdf")
 RunDir = click.Path(exists=True, file_okay=False, path_type=Path)
 

@@ -185,9 +185,7 @@ def kernel_distance_bootstrap(features: np.ndarray, reference: np.ndarray, index
     return values
 
 
-def _kth_neighbour_radii(features: np.ndarray, k: int) -> np.ndarray:
-    dist = _pairwise_distances(features, features)
-    return np.sort(dist, axis=1)[:, k]  # column 0 is the point itself
+ROW_CHUNK = 1024  # rows of a distance matrix held at once: bounds memory for 70k reference vectors
 
 
 def _pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -195,14 +193,45 @@ def _pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(sq, 0.0, None))
 
 
-def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
-    """Improved precision and recall (Kynkäänniemi et al. 2019): precision is the share of fake vectors inside
-    the union of the real k-NN balls, recall the share of real vectors inside the fake k-NN balls."""
+def knn_radii(features: np.ndarray, k: int) -> np.ndarray:
+    """Distance of each vector to its k-th nearest neighbour in the same set (the vector itself is the 0-th)."""
+    feats = _as_features(features)
+    return np.concatenate([np.partition(_pairwise_distances(feats[i:i + ROW_CHUNK], feats), k, axis=1)[:, k]
+                           for i in range(0, len(feats), ROW_CHUNK)])
+
+
+@dataclass(frozen=True)
+class BallCover:
+    """Which vectors lie in which k-NN balls: all that precision and recall (and their resamples) need."""
+
+    fake_in_real: np.ndarray  # [N] bool: fake i inside the union of the real k-NN balls (precision's indicator)
+    real_in_fake: np.ndarray  # [N, M] bool: real j inside fake i's k-NN ball (recall's)
+
+
+def ball_cover(real: np.ndarray, real_radii: np.ndarray, fake: np.ndarray, k: int = 3) -> BallCover:
     real, fake = _as_features(real), _as_features(fake)
     if min(len(real), len(fake)) <= k:
         raise ValueError(f"precision/recall with k={k} needs more than {k} vectors per set")
-    real_radii, fake_radii = _kth_neighbour_radii(real, k), _kth_neighbour_radii(fake, k)
-    dist = _pairwise_distances(fake, real)  # [fake, real]
-    precision = float((dist <= real_radii[None, :]).any(axis=1).mean())
-    recall = float((dist <= fake_radii[:, None]).any(axis=0).mean())
+    fake_radii = knn_radii(fake, k)
+    inside, covers = [], []
+    for i in range(0, len(fake), ROW_CHUNK):
+        dist = _pairwise_distances(fake[i:i + ROW_CHUNK], real)  # [fake chunk, real]
+        inside.append((dist <= real_radii[None, :]).any(axis=1))
+        covers.append(dist <= fake_radii[i:i + ROW_CHUNK, None])
+    return BallCover(np.concatenate(inside), np.concatenate(covers))
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019): precision is the share of fake vectors inside
+    the union of the real k-NN balls, recall the share of real vectors inside the fake k-NN balls."""
+    cover = ball_cover(real, knn_radii(real, k), fake, k)
+    return float(cover.fake_in_real.mean()), float(cover.real_in_fake.any(axis=0).mean())
+
+
+def precision_recall_bootstrap(cover: BallCover, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall of the fake rows `index` [R, N] with the balls of the full set: precision is exact
+    (each fake's indicator does not depend on the others); recall keeps each fake's k-NN radius from the full
+    set (a resample's duplicates would shrink it to zero)."""
+    precision = cover.fake_in_real[index].mean(axis=1)
+    recall = np.array([cover.real_in_fake[np.unique(row)].any(axis=0).mean() for row in index])
     return precision, recall

@@ -7,6 +7,9 @@ A reference is the features of a set of real images under one extractor, with a 
   at the set's size, the train split's images 65,000..69,999 (disjoint from test and val, which use other
   face seeds), generated and embedded on first use.
 - any other name: made by `lpmrf-bench ref-stats NAME DIR` from a folder of images.
+- published statistics, resolved like weights: `ffhq-512` for `inception-pyiqa` is clean-fid's FFHQ 512 train+val
+  70k (`ffhq_clean_trainval70k_512.npz`: mean and covariance, used for FID as published; `_kid.npz`: the
+  features, used for KID), unless a `ref-stats` one is cached under that name.
 
 Cache: `LPMRF_BENCH_REFERENCES`, default `~/.cache/lpmrf-bench/references`; one `.npz` per (name, extractor)
 holding float32 features [N, D] and the JSON metadata. Never inside the installed package.
@@ -29,6 +32,8 @@ import torch
 from lpmrf_bench.atomic import atomic_write
 from lpmrf_bench.metrics.distribution import feature_statistics
 from lpmrf_bench.metrics.extractors import FeatureExtractor
+from lpmrf_bench.published import FFHQ512_CLEAN_KID, FFHQ512_CLEAN_STATS
+from lpmrf_bench.weights import WeightFile, WeightsError, resolve, sha256_of
 
 T = TypeVar("T")
 CACHE_ENV = "LPMRF_BENCH_REFERENCES"
@@ -47,6 +52,7 @@ class Reference:
     features: np.ndarray  # float64 [N, D]
     content_hash: str  # sha256 over the images' names and bytes, in order
     source: str  # how it was made (generator and range, or the folder)
+    published_statistics: tuple[np.ndarray, np.ndarray] | None = None  # a published mean and covariance
 
     @property
     def n(self) -> int:
@@ -54,8 +60,8 @@ class Reference:
 
     @functools.cached_property
     def statistics(self) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and covariance of the features, computed once."""
-        return feature_statistics(self.features)
+        """Mean and covariance: the published ones where given, else of the features (computed once)."""
+        return self.published_statistics or feature_statistics(self.features)
 
     def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
         """A value derived from this reference alone (e.g. KID's subset draws for a set size), computed once."""
@@ -63,6 +69,31 @@ class Reference:
         if key not in memos:
             memos[key] = compute()
         return memos[key]
+
+
+PUBLISHED: dict[tuple[str, str], tuple[WeightFile, WeightFile]] = {  # (name, extractor) -> (mu/sigma, features)
+    ("ffhq-512", "inception-pyiqa"): (FFHQ512_CLEAN_STATS, FFHQ512_CLEAN_KID),
+}
+
+
+def published_reference(name: str, extractor: FeatureExtractor) -> Reference | None:
+    """A published statistics pair for (name, extractor) through the weights resolver; None if there is none."""
+    files = PUBLISHED.get((name, extractor.name))
+    if files is None:
+        return None
+    try:
+        stats_path, kid_path = (resolve(f) for f in files)
+    except WeightsError as exc:
+        raise ReferenceMissingError(str(exc)) from exc
+    with np.load(stats_path, allow_pickle=False) as stats, np.load(kid_path, allow_pickle=False) as kid:
+        mu, sigma = stats["mu"].astype(np.float64), stats["sigma"].astype(np.float64)
+        feats = kid["feats"].astype(np.float64)
+    if mu.shape != (extractor.dim,) or sigma.shape != (extractor.dim,) * 2 or feats.shape[1:] != (extractor.dim,):
+        raise ReferenceMissingError(f"{stats_path.name}, {kid_path.name}: not {extractor.dim}-d statistics "
+                                    f"(mu {mu.shape}, sigma {sigma.shape}, feats {feats.shape})")
+    content = hashlib.sha256((sha256_of(stats_path) + sha256_of(kid_path)).encode()).hexdigest()
+    source = f"published: {files[0].source} (mu, sigma) and {files[1].source} (features)"
+    return Reference(name, extractor.spec, feats, content, source, (mu, sigma))
 
 
 def cache_dir() -> Path:
@@ -146,7 +177,7 @@ def synthetic_size(name: str) -> int | None:
 def get_reference(name: str, extractor: FeatureExtractor, extract: Callable[[torch.Tensor], torch.Tensor] | None,
                   ) -> Reference:
     """The cached reference, computing (and caching) the embedded synthetic ones on first use."""
-    cached = load_cached(name, extractor)
+    cached = load_cached(name, extractor) or published_reference(name, extractor)
     if cached is not None:
         return cached
     size = synthetic_size(name)

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lpmrf_bench.metrics.distribution import frechet_distance_bootstrap, kernel_distance_bootstrap, kernel_draws
-from lpmrf_bench.metrics.extractors import EXTRACTORS, MOBILENET, FeatureFn
+from lpmrf_bench.metrics.distribution import (ball_cover, frechet_distance_bootstrap, kernel_distance_bootstrap,
+                                              kernel_draws, knn_radii, precision_recall_bootstrap)
+from lpmrf_bench.metrics.extractors import EXTRACTORS, INCEPTION, INCEPTION_PYIQA, MOBILENET, VGG16, FeatureFn
 from lpmrf_bench.metrics.references import Reference, cache_path, get_reference
 
 BOOTSTRAP_RESAMPLES = 200
 KID_SUBSETS, KID_SUBSET_SIZE, KID_SEED = 100, 1000, 0
+PRC_NEIGHBOURS = 3  # torch-fidelity's prc_neighborhood
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class SetMetric:
     value: Callable[[np.ndarray, Reference], float]
     resampled: Callable[[np.ndarray, Reference, np.ndarray], np.ndarray]  # values for rows of image indices
     description: str = ""
+    min_images: int = 0  # fewer images are flagged in the summary (FID: below 2048 the covariance is singular)
 
 
 @dataclass(frozen=True)
@@ -57,13 +60,42 @@ def _kd_resampled(feats: np.ndarray, ref: Reference, index: np.ndarray) -> np.nd
     return kernel_distance_bootstrap(feats, ref.features, index, draws)
 
 
-_MOBILENET = MOBILENET.spec
+def _prc_resampled(which: int) -> Callable[[np.ndarray, Reference, np.ndarray], np.ndarray]:
+    """Precision (0) or recall (1) for rows of image indices; the reference's k-NN radii are computed once."""
+    def resampled(feats: np.ndarray, ref: Reference, index: np.ndarray) -> np.ndarray:
+        radii = ref.memo(("knn-radii", PRC_NEIGHBOURS), lambda: knn_radii(ref.features, PRC_NEIGHBOURS))
+        return precision_recall_bootstrap(ball_cover(ref.features, radii, feats, PRC_NEIGHBOURS), index)[which]
+    return resampled
+
+
+def _prc_value(which: int) -> Callable[[np.ndarray, Reference], float]:
+    resampled = _prc_resampled(which)
+    return lambda feats, ref: float(resampled(feats, ref, np.arange(len(feats))[None])[0])
+
+
+_MOBILENET, _INCEPTION, _PYIQA, _VGG16 = MOBILENET.spec, INCEPTION.spec, INCEPTION_PYIQA.spec, VGG16.spec
+_PRC_SPEC = f"improved-knn{PRC_NEIGHBOURS}-bootstrap-fixed-radii"
+_KID_SPEC = f"mmd2-cubic-unbiased-{KID_SUBSETS}x{KID_SUBSET_SIZE}-seed0"  # subsets of min(1000, N) images
 SET_METRICS: dict[str, SetMetric] = {m.name: m for m in (
     SetMetric("fd_mobilenet", f"fd_mobilenet/{_MOBILENET}/frechet-cov-ddof1-f64/v1", "mobilenet", False, _fd,
               _fd_resampled, "Fréchet distance of MobileNetV2 features (the offline stand-in for FID)"),
-    SetMetric("kd_mobilenet", f"kd_mobilenet/{_MOBILENET}/mmd2-cubic-unbiased-{KID_SUBSETS}x{KID_SUBSET_SIZE}-seed0/v1",
+    SetMetric("kd_mobilenet", f"kd_mobilenet/{_MOBILENET}/{_KID_SPEC}/v1",
               "mobilenet", False, _kd, _kd_resampled,
               "KID (unbiased MMD^2, cubic kernel) of MobileNetV2 features, subsets as clean-fid"),
+    SetMetric("fid", f"fid/{_INCEPTION}/frechet-cov-ddof1-f64/v1", "inception", False, _fd, _fd_resampled,
+              "FID, PMRF protocol: torch-fidelity's Inception file and TF1 bilinear resize to 299",
+              min_images=INCEPTION.dim),
+    SetMetric("kid", f"kid/{_INCEPTION}/{_KID_SPEC}/v1", "inception", False, _kd, _kd_resampled,
+              "KID, PMRF protocol: torch-fidelity's Inception features, subsets of min(1000, N) as clean-fid"),
+    SetMetric("fid_pyiqa", f"fid_pyiqa/{_PYIQA}/frechet-cov-ddof1-f64/v1", "inception-pyiqa", False, _fd,
+              _fd_resampled, "FID as pyiqa: pytorch-fid's Inception file, clean-fid's resize; clean-fid's FFHQ stats",
+              min_images=INCEPTION_PYIQA.dim),
+    SetMetric("kid_pyiqa", f"kid_pyiqa/{_PYIQA}/{_KID_SPEC}/v1", "inception-pyiqa", False, _kd, _kd_resampled,
+              "KID as pyiqa's features (clean-fid resize), subsets of min(1000, N) as clean-fid"),
+    SetMetric("precision", f"precision/{_VGG16}/{_PRC_SPEC}/v1", "vgg16", True, _prc_value(0), _prc_resampled(0),
+              "improved precision (k=3) on VGG-16 ReLU(fc2) features, torch-fidelity's default extractor for it"),
+    SetMetric("recall", f"recall/{_VGG16}/{_PRC_SPEC}/v1", "vgg16", True, _prc_value(1), _prc_resampled(1),
+              "improved recall (k=3) on VGG-16 ReLU(fc2) features, torch-fidelity's default extractor for it"),
 )}
 
 
