@@ -76,3 +76,13 @@ def test_cpu_gradient_path_matches_loop_values_and_gradients():
     grads_ref = torch.autograd.grad((want * weights).sum(), leaves)
     for g, r in zip(grads, grads_ref):
         assert (g - r).abs().max().item() < 1e-10
+
+
+def test_flex_path_for_maps_above_the_dense_limit_matches_the_loop(monkeypatch):
+    from lpmrf_bench.models import neighborhood
+
+    monkeypatch.setattr(neighborhood, "DENSE_CPU_MAX_TOKENS", 0)  # every map takes flex_attention, as 512 px ones do
+    gen = torch.Generator().manual_seed(5)
+    q, k, v = (torch.randn(1, 2, 12, 10, 8, generator=gen) for _ in range(3))
+    got = neighborhood_attention(q, k, v, 5, scale=0.7)
+    assert (got.double() - loop_reference(q, k, v, 5, 0.7)).abs().max().item() < 1e-5
