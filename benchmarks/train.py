@@ -31,6 +31,10 @@ SIZES = {
              "latent-pmrf": "latent_flow_tiny",
              "vae": {"block_out_channels": (8, 16, 16, 16), "latent_channels": 4, "layers_per_block": 1,
                      "layers_mid_block": 1}},
+    "embedded": {"data": "synthetic-faces:train", "side": 64, "posterior-mean": "swinir_S", "pmrf": "hdit_S",
+                 "latent-pmrf": "latent_flow_S",
+                 "vae": {"block_out_channels": (32, 64, 64, 64), "latent_channels": 8, "layers_per_block": 1,
+                         "layers_mid_block": 1}},
     "published": {"data": "synthetic-faces-512:train", "side": 512, "posterior-mean": "swinir_L",
                   "pmrf": "hdit_ImageNet256Sp4", "latent-pmrf": "latent_flow", "vae": {}},
 }

@@ -20,10 +20,11 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from lpmrf_bench import store  # noqa: E402
 from lpmrf_bench.metrics import find_metric  # noqa: E402
+from lpmrf_bench.metrics.setlevel import SET_METRICS  # noqa: E402
 from lpmrf_bench.registry import UnavailableError  # noqa: E402
 from lpmrf_bench.restorers import get_restorer  # noqa: E402
 
-PERCEPTION_PREFERENCE = ("fid", "kid", "niqe", "musiq", "clipiqa", "lpips")
+PERCEPTION_PREFERENCE = ("fid", "kid", "fd_mobilenet", "kd_mobilenet", "niqe", "musiq", "clipiqa", "lpips")
 
 
 def pd_knob(method: str) -> str | None:
@@ -37,8 +38,12 @@ def pd_knob(method: str) -> str | None:
 
 def higher_is_better(sets: pd.DataFrame, metric: str) -> bool | None:
     """The metric's direction from the registry (None when its spec is not registered)."""
-    found = find_metric(sets.loc[sets["metric"] == metric, "spec"].iloc[0])
-    return found.higher_is_better if found else None
+    spec = sets.loc[sets["metric"] == metric, "spec"].iloc[0]
+    found = find_metric(spec)
+    if found:
+        return found.higher_is_better
+    set_metric = SET_METRICS.get(metric)  # set-level metrics (fd_mobilenet, ...) are not in the per-image registry
+    return set_metric.higher_is_better if set_metric and set_metric.spec == spec else None
 
 
 def _axis_label(sets: pd.DataFrame, metric: str, horizontal: bool) -> str:
@@ -114,8 +119,9 @@ def _draw_panel(ax, sets: pd.DataFrame, points: pd.DataFrame, x: str, y: str, da
             group = group.sort_values(knob)
         col = lambda name: group[name].to_numpy(dtype=float)  # noqa: E731
         xs, ys = col(f"{x}_value"), col(f"{y}_value")
-        xerr = [xs - col(f"{x}_ci_low"), col(f"{x}_ci_high") - xs]
-        yerr = [ys - col(f"{y}_ci_low"), col(f"{y}_ci_high") - ys]
+        # A set-level bootstrap interval (FD) can lie wholly above its value; the bar then spans value..ci_high.
+        xerr = np.clip([xs - col(f"{x}_ci_low"), col(f"{x}_ci_high") - xs], 0, None)
+        yerr = np.clip([ys - col(f"{y}_ci_low"), col(f"{y}_ci_high") - ys], 0, None)
         line = ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, marker="o", capsize=2, label=label, color=colours[label],
                            linestyle="-" if knob in group.columns and len(group) > 1 else "none")
         if knob in group.columns:

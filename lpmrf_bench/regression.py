@@ -23,6 +23,7 @@ import pandas as pd
 from lpmrf_bench import store
 from lpmrf_bench.intervals import Interval, paired_statistic_difference
 from lpmrf_bench.metrics import find_metric
+from lpmrf_bench.metrics.setlevel import SET_METRICS
 
 # Smallest change worth failing CI for, in each metric's stored unit (README "Reports and CI").
 DEFAULT_TOLERANCES: dict[str, float] = {
@@ -169,7 +170,7 @@ def check_comparable(base: Evaluation, cand: Evaluation) -> list[str]:
     for (config, dataset, split), rows in missing.groupby(["config", "dataset", "split"]):
         differences.append(f"the candidate lacks {config} on {dataset}:{split} "
                            f"({', '.join(sorted(rows['metric']))}), which the baseline has")
-    unknown = sorted({s for s in base.sets["spec"] if find_metric(s) is None})
+    unknown = sorted({s for s in base.sets["spec"] if _metric(s) is None})
     if unknown:
         differences.append(f"no registered metric for spec(s) {', '.join(unknown)}: direction unknown")
     return differences
@@ -179,9 +180,14 @@ def _per_image(values: pd.DataFrame) -> dict[tuple, pd.Series]:
     return {key: rows.set_index("image_id")["value"] for key, rows in values.groupby(KEY)}
 
 
+def _metric(spec: str):
+    """The registered per-image metric of a stored spec, else the set-level one (fd_mobilenet, ...), else None."""
+    return find_metric(spec) or next((m for m in SET_METRICS.values() if m.spec == spec), None)
+
+
 def _compare_row(base_row: pd.Series, cand_row: pd.Series, base_values: pd.Series | None, cand_values: pd.Series | None,
                  tolerance: float, seed: int, resamples: int) -> Comparison:
-    spec = find_metric(base_row["spec"])
+    spec = _metric(base_row["spec"])
     where = {k: base_row[k] for k in KEY}
     if base_values is not None and cand_values is not None:
         shared = base_values.index.intersection(cand_values.index)

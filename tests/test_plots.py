@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from lpmrf_bench.cli.main import main
 from lpmrf_bench.imageio import write_png
+from lpmrf_bench.metrics.setlevel import SET_METRICS
 from lpmrf_bench.plots import pd_tradeoff
 from lpmrf_bench.restorers import RESTORERS
 
@@ -135,3 +136,11 @@ def test_splits_of_one_dataset_are_separate_panels():
     with pytest.raises(ValueError, match="several datasets; choose one with --dataset NAME:SPLIT"):
         pd_tradeoff(sets, "psnr", "lpips", "celeba-test")
     assert pd_tradeoff(sets, "psnr", "lpips", "celeba-test:val").axes[0].get_title().endswith("celeba-test:val")
+
+
+def test_fd_mobilenet_is_the_default_perception_axis_and_lower_is_better():
+    sets = _two_runs()
+    fd = sets[sets["metric"] == "lpips"].assign(metric="fd_mobilenet", spec=SET_METRICS["fd_mobilenet"].spec)
+    figure = pd_tradeoff(pd.concat([sets[sets["metric"] == "psnr"], fd]), "psnr", None, "celeba-test")
+    ax = next(ax for ax in figure.axes if ax.get_visible())
+    assert "fd_mobilenet (lower is better, axis reversed: better is up)" in ax.get_ylabel() and ax.yaxis_inverted()

@@ -153,3 +153,12 @@ def test_report_options_are_checked(tmp_path):
     assert bad_out.exit_code == 2 and "--out must end in .html or .md" in bad_out.output
     not_a_run = runner.invoke(main, ["report", str(tmp_path / "..")])
     assert not_a_run.exit_code == 2 and "not a run directory" in not_a_run.output
+
+
+def test_set_level_specs_have_a_known_direction():
+    from lpmrf_bench import regression
+    from lpmrf_bench.metrics.setlevel import SET_METRICS
+
+    assert regression._metric(SET_METRICS["fd_mobilenet"].spec) is SET_METRICS["fd_mobilenet"]
+    assert regression._metric(SET_METRICS["fd_mobilenet"].spec).higher_is_better is False
+    assert regression._metric("fd_mobilenet/some-other-extractor/v1") is None

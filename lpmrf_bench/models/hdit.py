@@ -59,6 +59,12 @@ HDIT_CONFIGS: dict[str, HDiTConfig] = {
         mapping_width=32,
         patch_size=(2, 2),
     ),
+    "hdit_S": HDiTConfig(  # the embedded 64 px pixel flow (trained on CPU)
+        levels=(LevelConfig(1, 32, 16, 3), LevelConfig(1, 64, 16, 3), LevelConfig(2, 128, 32, None)),
+        mapping_depth=1,
+        mapping_width=64,
+        patch_size=(2, 2),
+    ),
 }
 
 

@@ -65,6 +65,14 @@ class LatentFlowConfig:
             kernel_sizes=(3, 0), ff_mult=2.0, time_dim=16, mapping_depth=1, mapping_mult=2.0,
         )
 
+    @classmethod
+    def small(cls, in_channels: int = 4) -> LatentFlowConfig:
+        """The embedded 64 px latent flow (trained on CPU): two levels, 64 and 128 wide."""
+        return cls(
+            in_channels, widths=(64, 128), depths=(1, 2), attention=("neighborhood", "global"), head_dims=(16, 32),
+            kernel_sizes=(3, 0), ff_mult=3.0, time_dim=64, mapping_depth=1, mapping_mult=2.0,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -39,6 +39,7 @@ SWINIR_CONFIGS: dict[str, SwinIRConfig] = {
     "swinir_L": SwinIRConfig(),
     "swinir_M": SwinIRConfig(embed_dim=120, depths=(6,) * 5, num_heads=(6,) * 5),
     "swinir_tiny": SwinIRConfig(embed_dim=12, depths=(2, 2), num_heads=(2, 2), window_size=4, img_size=8, num_feat=8),
+    "swinir_S": SwinIRConfig(embed_dim=48, depths=(2, 2, 2), num_heads=(4, 4, 4), window_size=4, img_size=8, num_feat=32),
 }
 
 

@@ -23,6 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from lpmrf_bench import store
+from lpmrf_bench.data import open_dataset
 from lpmrf_bench.distributed import Ranks, device_for, from_environment
 from lpmrf_bench.models.sampler import stratified_uniform
 from lpmrf_bench.plan import stable_hash
@@ -110,11 +111,12 @@ class Trainer:
         self.validator = None
         if cfg.val_every and self.ranks.is_main:
             strict = cfg.val_metrics != TrainConfig.val_metrics  # named ones must run; defaults may be skipped
-            metrics, notes = build_metrics(cfg.val_metrics, self.device, strict)
-            self.notes += notes
             val_data = cfg.val_data or default_validation(cfg.data)
             if val_data is None:
                 raise ConfigError(f"val_data: give a paired validation set for data {cfg.data!r} (or val_every=0)")
+            metrics, notes = build_metrics(cfg.val_metrics, self.device, open_dataset(val_data, data_root).name,
+                                           strict)
+            self.notes += notes
             self.validator = Validator.open(val_data, cfg.val_images, metrics, cfg.seed, cfg.val_batch_size,
                                             self.device, data_root)
         self.id = run_id(recipe, cfg)

@@ -187,6 +187,7 @@ def _swinir_name(model: nn.Module) -> str:
 LATENT_FLOW_SIZES: dict[str, Callable[[int], LatentFlowConfig]] = {
     "latent_flow": lambda channels: LatentFlowConfig(in_channels=channels),
     "latent_flow_tiny": LatentFlowConfig.tiny,
+    "latent_flow_S": LatentFlowConfig.small,
 }
 
 

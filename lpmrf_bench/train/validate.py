@@ -5,9 +5,10 @@ Each image's draws use `image_seed(config seed, dataset name, image_id, 0)`, as 
 does, and outputs are rounded to 8 bit before scoring, as the engine does: the exported folder run through
 `lpmrf-bench run --weights METHOD=DIR --seed SEED` gives the values validation logged for the same images.
 
-The metric seam is `VALIDATION_METRICS` (name -> builder). Per-image metrics of the `pmrf` protocol are adapted
-with `per_image_metric` (their set value is the protocol's aggregate); a set-level metric (e.g. the offline
-`fd_mobilenet`) is one more entry whose builder returns a `ValidationMetric` scoring all outputs at once.
+The metric seam is `VALIDATION_METRICS` (name -> builder(device, validation set name)). Per-image metrics of
+the `pmrf` protocol are adapted with `per_image_metric` (their set value is the protocol's aggregate); the
+set-level `fd_mobilenet` and `kd_mobilenet` (`set_level_metric`) score all outputs at once against the
+validation set's default reference (`synthetic-faces:ref` at 64 px), as `lpmrf-bench run` does.
 """
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ from lpmrf_bench.engine import quantize
 from lpmrf_bench.imageio import write_png
 from lpmrf_bench.metrics import METRICS, MetricBatch, SetValue, protocol
 from lpmrf_bench.metrics.base import unavailable_reason
+from lpmrf_bench.metrics.extractors import EXTRACTORS
+from lpmrf_bench.metrics.references import ReferenceMissingError, default_reference, get_reference
+from lpmrf_bench.metrics.setlevel import SET_METRICS
 from lpmrf_bench.restorers import RESTORERS, RestoreBatch, image_seed
 from lpmrf_bench.train.config import ConfigError
 from lpmrf_bench.weights import WeightsError
@@ -56,21 +60,40 @@ def per_image_metric(name: str, device: torch.device) -> ValidationMetric:
     return ValidationMetric(spec.name, spec.spec, score)
 
 
-VALIDATION_METRICS: dict[str, Callable[[torch.device], ValidationMetric]] = {
-    "psnr": lambda device: per_image_metric("psnr", device),
-    "lpips": lambda device: per_image_metric("lpips", device),
+def set_level_metric(name: str, device: torch.device, dataset_name: str) -> ValidationMetric:
+    """A set-level metric (`fd_mobilenet`, `kd_mobilenet`) of all validation outputs against the validation set's
+    default reference; the reference is loaded (or, for synthetic faces, computed and cached) here, once."""
+    metric = SET_METRICS[name]
+    extractor = EXTRACTORS.get(metric.extractor)
+    extract = extractor.build(device, None)
+    reference_name = default_reference(dataset_name)
+    reference = get_reference(reference_name, extractor, extract)
+
+    def score(batches: list[MetricBatch]) -> SetValue:
+        features = torch.cat([extract(b.out) for b in batches]).numpy()
+        return SetValue(metric.value(features.astype(np.float64), reference), len(features))
+
+    return ValidationMetric(metric.name, f"{metric.spec}/ref={reference_name}", score)
+
+
+VALIDATION_METRICS: dict[str, Callable[[torch.device, str], ValidationMetric]] = {
+    "psnr": lambda device, dataset: per_image_metric("psnr", device),
+    "lpips": lambda device, dataset: per_image_metric("lpips", device),
+    "fd_mobilenet": lambda device, dataset: set_level_metric("fd_mobilenet", device, dataset),
+    "kd_mobilenet": lambda device, dataset: set_level_metric("kd_mobilenet", device, dataset),
 }
 
 
-def build_metrics(names: tuple[str, ...], device: torch.device, strict: bool) -> tuple[list[ValidationMetric], list[str]]:
+def build_metrics(names: tuple[str, ...], device: torch.device, dataset_name: str,
+                  strict: bool) -> tuple[list[ValidationMetric], list[str]]:
     """The metrics that can run here and notes on those that cannot (an error instead when `strict`)."""
     built, notes = [], []
     for name in names:
         if name not in VALIDATION_METRICS:
             raise ConfigError(f"val_metrics: unknown metric {name!r}; known: {', '.join(VALIDATION_METRICS)}")
         try:
-            built.append(VALIDATION_METRICS[name](device))
-        except (WeightsError, ImportError) as exc:
+            built.append(VALIDATION_METRICS[name](device, dataset_name))
+        except (WeightsError, ImportError, ReferenceMissingError) as exc:
             if strict:
                 raise
             notes.append(f"validation skips {name}: {str(exc).splitlines()[0]}")
