@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from _train_tiny import one_thread, tiny_train  # noqa: F401  (one_thread: an autouse fixture)
 from lpmrf_bench.metrics import extractors, references
 from lpmrf_bench.metrics.base import MetricBatch
 from lpmrf_bench.train.validate import build_metrics
+from lpmrf_bench.weights import WeightsError
 from test_set_metrics_run import fake_mobilenet, scipy_fd  # noqa: F401  (fake_mobilenet: a fixture)
 
 
@@ -28,6 +30,15 @@ def test_fd_mobilenet_scores_all_batches_against_the_synthetic_reference(fake_mo
     ref = references.load_cached("synthetic-faces:ref", extractors.MOBILENET).features
     assert value.n == 10
     np.testing.assert_allclose(value.value, scipy_fd(feats, ref), rtol=1e-6)
+
+
+def test_fid_without_its_weights_is_skipped_with_a_note_by_default_and_refused_when_named(fake_mobilenet):
+    metrics, notes = build_metrics(("fid", "fd_mobilenet"), torch.device("cpu"), "synthetic-faces", strict=False)
+    assert [m.name for m in metrics] == ["fd_mobilenet"]
+    assert len(notes) == 1 and notes[0].startswith("validation skips fid:")
+    assert "weights-inception-2015-12-05-6726825d.pth" in notes[0]
+    with pytest.raises(WeightsError):
+        build_metrics(("fid",), torch.device("cpu"), "synthetic-faces", strict=True)
 
 
 def test_unknown_reference_is_skipped_with_a_note_unless_named(fake_mobilenet):

@@ -33,7 +33,7 @@ class TrainConfig:
     val_images: int = 16  # the first N images of val_data
     val_every: int = 1000  # 0 = no validation
     val_batch_size: int = 8
-    val_metrics: tuple[str, ...] = ("psnr", "lpips", "fd_mobilenet")  # defaults that cannot run here are skipped with a note
+    val_metrics: tuple[str, ...] = ("psnr", "lpips", "fid", "fd_mobilenet")  # defaults that cannot run here are skipped with a note
     seed: int = 0
     steps: int = 1000
     batch_size: int = 8

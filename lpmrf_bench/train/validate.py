@@ -7,11 +7,12 @@ does, and outputs are rounded to 8 bit before scoring, as the engine does: the e
 
 The metric seam is `VALIDATION_METRICS` (name -> builder(device, validation set name)). Per-image metrics of
 the `pmrf` protocol are adapted with `per_image_metric` (their set value is the protocol's aggregate); the
-set-level `fd_mobilenet` and `kd_mobilenet` (`set_level_metric`) score all outputs at once against the
-validation set's default reference (`synthetic-faces:ref` at 64 px), as `lpmrf-bench run` does.
+set-level metrics (`fid`, `fd_mobilenet`, ...: `set_level_metric`) score all outputs at once against the
+validation set's default reference (`synthetic-faces:ref` at the set's size), as `lpmrf-bench run` does.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +62,7 @@ def per_image_metric(name: str, device: torch.device) -> ValidationMetric:
 
 
 def set_level_metric(name: str, device: torch.device, dataset_name: str) -> ValidationMetric:
-    """A set-level metric (`fd_mobilenet`, `kd_mobilenet`) of all validation outputs against the validation set's
+    """A set-level metric (`fid`, `fd_mobilenet`, `kd_mobilenet`, ...) of all validation outputs against the validation set's
     default reference; the reference is loaded (or, for synthetic faces, computed and cached) here, once."""
     metric = SET_METRICS[name]
     extractor = EXTRACTORS.get(metric.extractor)
@@ -79,8 +80,7 @@ def set_level_metric(name: str, device: torch.device, dataset_name: str) -> Vali
 VALIDATION_METRICS: dict[str, Callable[[torch.device, str], ValidationMetric]] = {
     "psnr": lambda device, dataset: per_image_metric("psnr", device),
     "lpips": lambda device, dataset: per_image_metric("lpips", device),
-    "fd_mobilenet": lambda device, dataset: set_level_metric("fd_mobilenet", device, dataset),
-    "kd_mobilenet": lambda device, dataset: set_level_metric("kd_mobilenet", device, dataset),
+    **{name: functools.partial(set_level_metric, name) for name in SET_METRICS},  # fid, fd_mobilenet, kd_*, ...
 }
 
 
