@@ -20,7 +20,6 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from lpmrf_bench import store  # noqa: E402
 from lpmrf_bench.metrics import find_metric  # noqa: E402
-from lpmrf_bench.metrics.setlevel import SET_METRICS  # noqa: E402
 from lpmrf_bench.registry import UnavailableError  # noqa: E402
 from lpmrf_bench.restorers import get_restorer  # noqa: E402
 
@@ -40,10 +39,7 @@ def higher_is_better(sets: pd.DataFrame, metric: str) -> bool | None:
     """The metric's direction from the registry (None when its spec is not registered)."""
     spec = sets.loc[sets["metric"] == metric, "spec"].iloc[0]
     found = find_metric(spec)
-    if found:
-        return found.higher_is_better
-    set_metric = SET_METRICS.get(metric)  # set-level metrics (fd_mobilenet, ...) are not in the per-image registry
-    return set_metric.higher_is_better if set_metric and set_metric.spec == spec else None
+    return found.higher_is_better if found else None
 
 
 def _axis_label(sets: pd.DataFrame, metric: str, horizontal: bool) -> str:

@@ -23,7 +23,6 @@ import pandas as pd
 from lpmrf_bench import store
 from lpmrf_bench.intervals import Interval, paired_statistic_difference
 from lpmrf_bench.metrics import find_metric
-from lpmrf_bench.metrics.setlevel import SET_METRICS
 
 # Smallest change worth failing CI for, in each metric's stored unit (README "Reports and CI").
 DEFAULT_TOLERANCES: dict[str, float] = {
@@ -181,8 +180,8 @@ def _per_image(values: pd.DataFrame) -> dict[tuple, pd.Series]:
 
 
 def _metric(spec: str):
-    """The registered per-image metric of a stored spec, else the set-level one (fd_mobilenet, ...), else None."""
-    return find_metric(spec) or next((m for m in SET_METRICS.values() if m.spec == spec), None)
+    """The registered metric (per-image or set-level) of a stored spec, else None."""
+    return find_metric(spec)
 
 
 def _compare_row(base_row: pd.Series, cand_row: pd.Series, base_values: pd.Series | None, cand_values: pd.Series | None,

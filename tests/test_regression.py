@@ -162,3 +162,6 @@ def test_set_level_specs_have_a_known_direction():
     assert regression._metric(SET_METRICS["fd_mobilenet"].spec) is SET_METRICS["fd_mobilenet"]
     assert regression._metric(SET_METRICS["fd_mobilenet"].spec).higher_is_better is False
     assert regression._metric("fd_mobilenet/some-other-extractor/v1") is None
+    from lpmrf_bench.report.tables import _direction  # the report's column arrows use the same lookup
+
+    assert _direction(SET_METRICS["fd_mobilenet"].spec) == "lower" and _direction(SET_METRICS["recall"].spec) == "higher"

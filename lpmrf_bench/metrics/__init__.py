@@ -66,14 +66,18 @@ def protocol(name: str) -> dict[str, str]:
     return PROTOCOLS[name]
 
 
-def find_metric(spec: str) -> MetricSpec | None:
-    """The registered metric of a stored spec string, or None (unknown here, or its plug-in failed to load)."""
+def find_metric(spec: str):
+    """The registered metric of a stored spec string: a per-image `MetricSpec`, else a set-level metric
+    (`fid`, `fd_mobilenet`, ...), else None (unknown here, or its plug-in failed to load)."""
     from lpmrf_bench.registry import UnavailableError
 
     try:
         return METRICS.get(spec)
     except (KeyError, UnavailableError):
-        return None
+        pass
+    from lpmrf_bench.metrics.setlevel import SET_METRICS
+
+    return next((m for m in SET_METRICS.values() if m.spec == spec), None)
 
 
 __all__ = ["METRICS", "PROTOCOLS", "MetricBatch", "MetricSpec", "SetValue", "find_metric", "protocol"]

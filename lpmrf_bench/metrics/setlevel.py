@@ -33,6 +33,10 @@ class SetMetric:
     description: str = ""
     min_images: int = 0  # fewer images are flagged in the summary (FID: below 2048 the covariance is singular)
 
+    @property
+    def direction(self) -> str:
+        return "higher" if self.higher_is_better else "lower"
+
 
 @dataclass(frozen=True)
 class SetScore:
