@@ -26,8 +26,9 @@ from lpmrf_bench.metrics.inception import (inception_features, load_fid_inceptio
                                            resize_bilinear_tf1, torch_fidelity_input)
 from lpmrf_bench.published import MOBILENET_V2_WEIGHTS, PYTORCH_FID_INCEPTION, TORCH_FIDELITY_INCEPTION
 from lpmrf_bench.published import VGG16 as VGG16_WEIGHTS
+from lpmrf_bench.models.state_dicts import load_torchvision_style
 from lpmrf_bench.registry import Registry
-from lpmrf_bench.weights import WeightFile, WeightsError, resolve
+from lpmrf_bench.weights import WeightFile, resolve
 
 FeatureFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -59,18 +60,8 @@ def load_mobilenet_v2(path: str, device: torch.device) -> torch.nn.Module:
     """torchvision's MobileNetV2 with the published file loaded as it is (weights_only), in eval mode."""
     from torchvision.models import mobilenet_v2
 
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated or foreign files fail in many ways; all mean "replace the file"
-        raise WeightsError(f"{path}: cannot read it as torchvision's mobilenet_v2-b0353104.pth "
-                           f"({type(exc).__name__}: {exc})") from exc
-    with torch.random.fork_rng(devices=[]):  # the random init draws from the global RNG; keep the caller's stream
-        model = mobilenet_v2()
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, TypeError) as exc:
-        first = str(exc).splitlines()[0]
-        raise WeightsError(f"{path}: not torchvision's MobileNetV2 layout ({first})") from exc
+    model = load_torchvision_style(path, mobilenet_v2, "torchvision's mobilenet_v2-b0353104.pth",
+                                   "torchvision's MobileNetV2")
     return model.eval().requires_grad_(False).to(device)
 
 
@@ -128,18 +119,7 @@ def load_vgg16_fc2(path: str, device: torch.device) -> torch.nn.Module:
     classifier's last dropout and fc3), in eval mode."""
     from torchvision.models import vgg16
 
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated or foreign files fail in many ways; all mean "replace the file"
-        raise WeightsError(f"{path}: cannot read it as torchvision's vgg16-397923af.pth "
-                           f"({type(exc).__name__}: {exc})") from exc
-    with torch.random.fork_rng(devices=[]):
-        model = vgg16()
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, TypeError) as exc:
-        first = str(exc).splitlines()[0]
-        raise WeightsError(f"{path}: not torchvision's VGG-16 layout ({first})") from exc
+    model = load_torchvision_style(path, vgg16, "torchvision's vgg16-397923af.pth", "torchvision's VGG-16")
     model.classifier = model.classifier[:4]
     return model.eval().requires_grad_(False).to(device)
 

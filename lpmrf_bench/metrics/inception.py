@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lpmrf_bench.weights import WeightsError
+from lpmrf_bench.models.state_dicts import load_torchvision_style
 
 INPUT_SIZE = 299
 
@@ -196,17 +196,7 @@ def pyiqa_input(images: torch.Tensor) -> torch.Tensor:
 
 def load_fid_inception(path: str, device: torch.device) -> FIDInceptionV3:
     """The network with a published conversion loaded as it is (weights_only, strict), in eval mode."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated or foreign files fail in many ways; all mean "replace the file"
-        raise WeightsError(f"{path}: cannot read it as a FID Inception .pth ({type(exc).__name__}: {exc})") from exc
-    with torch.random.fork_rng(devices=[]):  # default init draws from the global RNG; keep the caller's stream
-        model = FIDInceptionV3()
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, TypeError) as exc:
-        first = str(exc).splitlines()[0]
-        raise WeightsError(f"{path}: not the FID InceptionV3 layout ({first})") from exc
+    model = load_torchvision_style(path, FIDInceptionV3, "a FID Inception .pth", "the FID InceptionV3")
     return model.eval().requires_grad_(False).to(device)
 
 

@@ -6,10 +6,12 @@ import os
 import pickle
 from pathlib import Path
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
-from lpmrf_bench.weights import TRUST_ENV, UnreadableWeightsError, UnsafePickleError, pinned, sha256_of
+from lpmrf_bench.weights import TRUST_ENV, UnreadableWeightsError, UnsafePickleError, WeightsError, pinned, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -85,3 +87,20 @@ def read_torch_file(path: str | os.PathLike) -> object:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
         raise UnreadableWeightsError(f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
+
+
+def load_torchvision_style(path: str, build: Callable[[], nn.Module], file_name: str, layout: str) -> nn.Module:
+    """A plain state-dict file (torchvision's and the FID converters' form) read `weights_only` and loaded into
+    `build()` as it is; the random initialisation does not consume the caller's RNG stream. Errors name the file
+    and say what it should have been (`file_name`, `layout`)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated or foreign files fail in many ways; all mean "replace the file"
+        raise WeightsError(f"{path}: cannot read it as {file_name} ({type(exc).__name__}: {exc})") from exc
+    with torch.random.fork_rng(devices=[]):
+        model = build()
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError) as exc:
+        raise WeightsError(f"{path}: not {layout} layout ({str(exc).splitlines()[0]})") from exc
+    return model
