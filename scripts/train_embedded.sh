@@ -4,27 +4,28 @@
 #   scripts/train_embedded.sh STAGE        STAGE: posterior-mean | vae | pmrf | latent-pmrf
 #
 # Run folders go to $RUNS (default runs/embedded); rerunning a stage continues from its last checkpoint.
-# Each stage runs on one thread (OMP_NUM_THREADS=1) so two stages can share a 2-core machine: posterior-mean
-# then pmrf in one shell, vae then latent-pmrf in another (the flows need the posterior-mean export, the
-# latent flow also the VAE export). The pixel and the latent flow get the same budget: 600 steps of 16 images,
-# validated every 100 steps on the same 128 val images (fd_mobilenet and PSNR at 10 Euler steps).
+# Each stage runs on one thread (OMP_NUM_THREADS=1) so two stages share a 2-core machine: posterior-mean and vae
+# together, then pmrf and latent-pmrf together (the flows need the posterior-mean export, the latent flow also
+# the VAE export). The pixel and the latent flow get the same budget: 3500 steps of 16 images, validated every
+# 250 steps on the same 128 val images (fd_mobilenet and PSNR at 10 Euler steps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs/embedded}
 BENCH=${BENCH:-.venv/bin/lpmrf-bench}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 common=(--set device=cpu --set progress=false --set log_every=10 --set batch_size=16 --set seed=0
-        --set checkpoint_every=100 --set keep_checkpoints=2 --set val_batch_size=16)
-flow=(--set val_every=100 --set val_images=128 --set val_steps=10 --set val_metrics=fd_mobilenet,psnr
-      --set ema_decay=0.995 --set steps=600)
+        --set checkpoint_every=250 --set keep_checkpoints=2 --set val_batch_size=16 --set val_images=128
+        --set warmup_steps=200 --set lr_schedule=cosine)
+flow=(--set val_every=250 --set val_steps=10 --set val_metrics=fd_mobilenet,psnr --set ema_decay=0.999
+      --set steps=3500 --set lr=5e-4)
 case "${1:-}" in
   posterior-mean)
-    $BENCH train posterior-mean --out "$RUNS/posterior-mean" "${common[@]}" --set arch=swinir_S --set steps=1200 \
-      --set lr=5e-4 --set warmup_steps=50 --set ema_decay=0.995 --set val_every=200 --set val_images=128 ;;
+    $BENCH train posterior-mean --out "$RUNS/posterior-mean" "${common[@]}" --set arch=swinir_S --set steps=6000 \
+      --set lr=7e-4 --set ema_decay=0.999 --set val_every=500 --set val_metrics=psnr ;;
   vae)
     $BENCH train vae --out "$RUNS/vae" "${common[@]}" --set block_out_channels=16,32,64 --set latent_channels=8 \
-      --set layers_per_block=1 --set layers_mid_block=1 --set lpips_weight=0 --set steps=700 --set lr=5e-4 \
-      --set warmup_steps=50 --set ema_decay=0.995 --set val_every=250 --set val_images=128 ;;
+      --set layers_per_block=1 --set layers_mid_block=1 --set lpips_weight=0 --set steps=6000 --set lr=7e-4 \
+      --set ema_decay=0.999 --set val_every=1000 --set val_metrics=psnr ;;
   pmrf)
     $BENCH train pmrf --out "$RUNS/pmrf" "${common[@]}" "${flow[@]}" --set arch=hdit_S \
       --set posterior_mean="$RUNS/posterior-mean/export" ;;

@@ -18,6 +18,8 @@ from typing import Any
 RUNTIME_FIELDS = ("steps", "device", "compile", "progress", "log_every", "val_every", "checkpoint_every",
                   "keep_checkpoints", "workers")
 
+LR_SCHEDULES = ("constant", "cosine")
+
 
 class ConfigError(ValueError):
     """A configuration that cannot be used; the message names the key."""
@@ -41,7 +43,8 @@ class TrainConfig:
     lr: float = 1e-4
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
-    warmup_steps: int = 0  # linear warm-up of the learning rate, then constant
+    warmup_steps: int = 0  # linear warm-up of the learning rate, then `lr_schedule`
+    lr_schedule: str = "constant"  # or cosine: from lr after the warm-up down to 0 at `steps`
     grad_clip: float = 0.0  # max global gradient norm; 0 = no clipping
     ema_decay: float = 0.999
     precision: str = "fp32"  # or bf16 (autocast)
@@ -64,6 +67,8 @@ class TrainConfig:
                 raise ConfigError(f"{key} must not be negative, got {getattr(self, key)}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError(f"precision must be fp32 or bf16, got {self.precision!r}")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import math
 import shutil
 import sys
 import time
@@ -57,6 +58,17 @@ def run_id(recipe: str, cfg: TrainConfig) -> str:
     return f"train-{recipe}-{stable_hash(identity, 12)}"
 
 
+def lr_factor(step: int, warmup: int, steps: int, schedule: str) -> float:
+    """The multiple of `lr` used by optimiser step `step` (0-based): linear warm-up, then constant or a cosine to
+    0 at `steps`. Cosine depends on `steps`, so raising `steps` when resuming stretches the remaining decay."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * model for parameters; buffers copied."""
     with torch.no_grad():
@@ -99,9 +111,8 @@ class Trainer:
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=cfg.betas,
                                            weight_decay=cfg.weight_decay)
-        warmup = cfg.warmup_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
+            self.optimizer, lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps, cfg.lr_schedule))
         self.forward = self.model
         if self.ranks.world_size > 1:
             self.forward = nn.parallel.DistributedDataParallel(
