@@ -27,6 +27,8 @@ from lpmrf_bench.weights import WeightsError, WeightsMissingError, resolve, sha2
 log = logging.getLogger(__name__)
 
 DEFAULT_DATASET = "synthetic-faces:test"
+EMBEDDED_DEFAULT = ("posterior-mean", "pmrf", "latent-pmrf")  # restorers of the default run, besides identity
+DEFAULT_METRICS = ("psnr", "ssim", "fd_mobilenet", "kd_mobilenet")  # of the embedded default run
 
 
 class PlanError(ValueError):
@@ -126,17 +128,19 @@ def split_list(values: tuple[str, ...] | list[str]) -> list[str]:
 
 
 def embedded_methods() -> list[str]:
-    """`identity` plus every registered restorer whose embedded weights are present."""
+    """The default run's methods: `identity` and those of `EMBEDDED_DEFAULT` whose embedded weights are shipped.
+
+    A missing file drops its method; a shipped file that does not match its pinned hash is an error."""
     names = ["identity"]
-    for name, spec, _ in RESTORERS.available():
-        if spec is None or name == "identity" or "embedded" not in spec.weight_sets:
-            continue
+    for name in EMBEDDED_DEFAULT:
+        files = get_restorer(name).weight_sets.get("embedded", ())
         try:
-            for wf in spec.weight_sets["embedded"]:
+            for wf in files:
                 resolve(wf, download=False)
-        except WeightsError:
+        except WeightsMissingError:
             continue
-        names.append(name)
+        if files:
+            names.append(name)
     return names
 
 

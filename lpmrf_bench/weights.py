@@ -223,6 +223,8 @@ def resolve(
         path = _embedded_path(wf.source.removeprefix("embedded:"))
         if not path.is_file():
             raise WeightsMissingError(_missing_message(wf, cache, "the package was installed without it"))
+        if wf.sha256:
+            verify(wf, path, cache)
         return path
     path = cache / wf.path
     if path.is_file() or (wf.mirror and from_installed(WheelMember.parse(wf.mirror), path)):

@@ -61,26 +61,30 @@ def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, tru
     """Restore datasets with methods, score every image, store the rows and print the summary.
 
     With no --methods and no --datasets this is the embedded default: synthetic-faces:test x (identity +
-    every method with embedded weights). The same command resumes into the same directory.
+    every method with embedded weights, on those weights) scored by PSNR, SSIM, fd_mobilenet and kd_mobilenet
+    unless --metrics/--weights say otherwise. The same command resumes into the same directory.
     """
     import pandas as pd
 
     from lpmrf_bench.engine import RunOptions, run
-    from lpmrf_bench.plan import DEFAULT_DATASET, embedded_methods, parse_assignments, split_list
+    from lpmrf_bench.plan import DEFAULT_DATASET, DEFAULT_METRICS, embedded_methods, parse_assignments, split_list
 
     device = parse_device(device)
     if weights_dir:  # restorers resolve through the environment; one cache for every model of the run
         os.environ[CACHE_ENV] = weights_dir
     trust_pickles(trusted)
     method_list, dataset_list = split_list(methods), split_list(datasets)
+    weights = parse_assignments(list(weights), "--weights")
     if not method_list and not dataset_list:
         method_list, dataset_list = embedded_methods(), [DEFAULT_DATASET]
+        weights = {**{m: "embedded" for m in method_list if m != "identity"}, **weights}
+        metrics = metrics or DEFAULT_METRICS
     if not method_list or not dataset_list:
         raise click.UsageError("give both --methods and --datasets, or neither (the embedded default)")
     options = RunOptions(
         methods=method_list, datasets=dataset_list, protocol=protocol, metrics=split_list(metrics) or None,
         sets=parse_assignments(list(sets), "--set"), sweeps=parse_assignments(list(sweeps), "--sweep"),
-        weights=parse_assignments(list(weights), "--weights"), reference=reference, set_reference=set_reference,
+        weights=weights, reference=reference, set_reference=set_reference,
         seed=seed, samples=samples, device=device, batch_size=batch_size, limit=limit, save_images=save_images,
         out=out, data_root=data_root,
         weights_dir=weights_dir, progress=not no_progress, argv=["lpmrf-bench", *sys.argv[1:]],

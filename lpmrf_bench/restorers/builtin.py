@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+from lpmrf_bench.embedded_weights import weight_sets
 from lpmrf_bench.published import DIFFACE_SWINIR, PMRF_HF_CONFIG, PMRF_HF_WEIGHTS, PUBLISHED
 from lpmrf_bench.restorers.base import PRECISION, Knob, RestorerSpec, lazy_load
 
@@ -24,7 +25,7 @@ PMRF = RestorerSpec(
              bounds=(0.0, math.inf)),
         PRECISION,
     ),
-    weight_sets={"official": (PMRF_HF_CONFIG, PMRF_HF_WEIGHTS)},
+    weight_sets={"official": (PMRF_HF_CONFIG, PMRF_HF_WEIGHTS), **weight_sets("pmrf")},
     default_weights="official",
     description="Posterior-Mean Rectified Flow (Ohayon et al., ICLR 2025): SwinIR-L posterior mean + HDiT flow",
     licence="MIT (PMRF); the posterior-mean weights inside are DifFace's (NTU S-Lab License 1.0)",
@@ -37,7 +38,7 @@ POSTERIOR_MEAN = RestorerSpec(
     name="posterior-mean",
     load=lazy_load("lpmrf_bench.restorers.pmrf:load_posterior_mean_restorer"),
     knobs=(PRECISION,),
-    weight_sets={"official": (DIFFACE_SWINIR,)},
+    weight_sets={"official": (DIFFACE_SWINIR,), **weight_sets("posterior-mean")},
     default_weights="official",
     description="PMRF's posterior-mean predictor alone: clip(SwinIR-L(y), 0, 1), DifFace's L1 weights",
     licence="NTU S-Lab License 1.0 (DifFace weights)",
@@ -62,6 +63,8 @@ LATENT_PMRF = RestorerSpec(
     description="Latent-PMRF (Luo et al., 2025): posterior mean -> Sim-VAE latent -> rectified flow -> decode; "
                 "flow weights never published (train them)",
     licence="Apache-2.0 (our flow); Sim-VAE and posterior-mean weights under their own terms",
+    weight_sets=weight_sets("latent-pmrf"),
+    default_weights="embedded" if weight_sets("latent-pmrf") else None,
     input_size=512,
     stochastic=True,
     explicit_weights=True,
@@ -71,7 +74,8 @@ VAE_RECON = RestorerSpec(
     name="vae-recon",
     load=lazy_load("lpmrf_bench.restorers.latent_pmrf:load_vae_recon_restorer"),
     knobs=(Knob("latent_sample", str, "mode", "decode the posterior mode or a posterior draw", choices=LATENT_SAMPLE),),
-    weight_sets={"official": (PUBLISHED[DEFAULT_VAE].config, PUBLISHED[DEFAULT_VAE].weights)},
+    weight_sets={"official": (PUBLISHED[DEFAULT_VAE].config, PUBLISHED[DEFAULT_VAE].weights),
+                 **weight_sets("vae-recon")},
     default_weights="official",
     description="Sim-VAE f8c32 encode -> decode of the GT (else the LQ): Latent-PMRF's fidelity ceiling",
     licence="see the Sim-VAE model card",

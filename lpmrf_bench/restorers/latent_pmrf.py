@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lpmrf_bench.embedded_weights import local_weights
 from lpmrf_bench.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from lpmrf_bench.models.state_dicts import load_state_dict_strict
 from lpmrf_bench.models.latent_flow import LatentFlow, LatentFlowConfig
@@ -165,6 +166,7 @@ def _recorded(config: dict[str, Any], key: str, config_path: Path) -> WeightsRef
 
 
 def load_latent_pmrf_restorer(weights: str | None, device: torch.device) -> LatentPMRFRestorer:
+    weights = local_weights(KIND, weights)
     if weights is None:
         raise WeightsMissingError(NOT_PUBLISHED)
     folder = Path(weights).expanduser()
@@ -210,5 +212,5 @@ class VAEReconRestorer:
 
 
 def load_vae_recon_restorer(weights: str | None, device: torch.device) -> VAEReconRestorer:
-    name = DEFAULT_VAE if weights in (None, "official") else weights
+    name = DEFAULT_VAE if weights in (None, "official") else local_weights("vae-recon", weights)
     return VAEReconRestorer(load_sim_vae(name, device=device).model)

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lpmrf_bench.embedded_weights import local_weights
 from lpmrf_bench.models.pmrf_loading import PMRFNetworks, load_pmrf, load_posterior_mean
 from lpmrf_bench.models.sampler import Velocity, sample_euler, time_grid
 from lpmrf_bench.restorers.base import RestoreBatch, autocast, check_size
@@ -79,9 +80,10 @@ class PosteriorMeanRestorer:
 
 
 def load_pmrf_restorer(weights: str | None, device: torch.device) -> PMRFRestorer:
-    return PMRFRestorer(load_pmrf(weights).to(device))
+    return PMRFRestorer(load_pmrf(local_weights("pmrf", weights)).to(device))
 
 
 def load_posterior_mean_restorer(weights: str | None, device: torch.device) -> PosteriorMeanRestorer:
-    model, input_size = load_posterior_mean(weights)
+    model, input_size = load_posterior_mean(local_weights("posterior-mean", weights))
     return PosteriorMeanRestorer(model.to(device), input_size)
+from lpmrf_bench.embedded_weights import local_weights
