@@ -21,7 +21,7 @@ from lpmrf_bench.metrics.base import MetricFn, unavailable_reason
 from lpmrf_bench.metrics.extractors import EXTRACTORS, FeatureFn
 from lpmrf_bench.metrics.setlevel import SET_METRICS, SetMetric
 from lpmrf_bench.registry import UnavailableError
-from lpmrf_bench.restorers import RESTORERS, LoadedRestorer, RestorerSpec, get_restorer
+from lpmrf_bench.restorers import LoadedRestorer, RestorerSpec, get_restorer
 from lpmrf_bench.weights import WeightsError, WeightsMissingError, resolve, sha256_of
 
 log = logging.getLogger(__name__)
