@@ -262,8 +262,15 @@ def _from_mirror(wf: WeightFile, path: Path, cache: Path, first_reason: str) -> 
         raise WeightsMissingError(_missing_message(wf, cache, reason)) from exc
 
 
+def stored_path(wf: WeightFile, cache: Path) -> Path:
+    """Where the file lies on this machine when present: inside the package (embedded) or in the cache."""
+    if wf.source.startswith("embedded:"):
+        return _embedded_path(wf.source.removeprefix("embedded:"))
+    return cache / wf.path
+
+
 def status(wf: WeightFile, weights_dir: str | os.PathLike | None = None) -> str:
     """One word for `weights list`: embedded, cached, or missing."""
-    if wf.source.startswith("embedded:"):
-        return "embedded" if _embedded_path(wf.source.removeprefix("embedded:")).is_file() else "missing"
-    return "cached" if (cache_dir(weights_dir) / wf.path).is_file() else "missing"
+    if not stored_path(wf, cache_dir(weights_dir)).is_file():
+        return "missing"
+    return "embedded" if wf.source.startswith("embedded:") else "cached"

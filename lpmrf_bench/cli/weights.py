@@ -91,13 +91,13 @@ def fetch(names: tuple[str, ...], everything: bool, weights_dir: str | None) -> 
 @click.argument("names", nargs=-1)
 @click.option("--weights-dir", default=None, envvar=W.CACHE_ENV, help="Weight cache folder.")
 def verify(names: tuple[str, ...], weights_dir: str | None) -> None:
-    """Check the sha256 of every cached file against the published (or first-seen) hash.
+    """Check the sha256 of every cached or embedded file against the published (or first-seen) hash.
 
     A file with no published hash and none recorded has its hash recorded now, and later runs check it.
     """
     cache, bad, checked = W.cache_dir(weights_dir), 0, 0
     for wf in _select(names, False):
-        path = cache / wf.path
+        path = W.stored_path(wf, cache)
         if not path.is_file():
             if names:
                 click.echo(f"absent    {wf.path} (not in {cache})")
@@ -111,7 +111,8 @@ def verify(names: tuple[str, ...], weights_dir: str | None) -> None:
             click.echo(f"BAD       {exc}", err=True)
             continue
         if wf.sha256:
-            click.echo(f"ok        {wf.path}  {digest} (the published hash)")
+            pinned = "the hash pinned in the package" if wf.source.startswith("embedded:") else "the published hash"
+            click.echo(f"ok        {wf.path}  {digest} ({pinned})")
         elif known:
             click.echo(f"same      {wf.path}  {digest} (the hash first seen here; none is published)")
         else:
