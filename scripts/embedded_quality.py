@@ -44,8 +44,9 @@ def main() -> None:
     print(f"posterior-mean PSNR - identity PSNR = {gain:.2f} dB (bar: >= {PSNR_GAIN}): {'met' if gain >= PSNR_GAIN else 'NOT met'}")
     extract = lambda name: EXTRACTORS.get(name).build(torch.device("cpu"), None)  # noqa: E731
     for flow in ("pmrf", "latent-pmrf"):
+        fd_row = value("posterior-mean", "fd_mobilenet")
         diff = compare_sets(args.run_dir, config[flow], config["posterior-mean"], SET_METRICS["fd_mobilenet"],
-                            row["dataset"], row["split"], row["reference"] if "reference" in row else None, extract)
+                            fd_row["dataset"], fd_row["split"], fd_row["reference"], extract)
         lower = diff.ci_high < 0
         print(f"{flow} K={args.steps}: fd_mobilenet - posterior-mean's = {diff.value:.2f} "
               f"[{diff.ci_low:.2f}, {diff.ci_high:.2f}] (paired, n={diff.n}; bar: interval below 0): "
