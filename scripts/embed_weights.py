@@ -30,7 +30,8 @@ def main() -> None:
         folder = target / method
         shutil.rmtree(folder, ignore_errors=True)
         shutil.copytree(run / "export", folder)
-        manifest[method] = {p.relative_to(folder).as_posix(): sha256_of(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        manifest[method] = {p.relative_to(folder).as_posix(): sha256_of(p) for p in files}
         for name in LOGS:
             shutil.copyfile(run / name, folder / name)
     (target / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")

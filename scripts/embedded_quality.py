@@ -41,7 +41,8 @@ def main() -> None:
         print(f"{method:<15} {line}")
     row = value("posterior-mean", "psnr")
     gain = row["value"] - value("identity", "psnr")["value"]
-    print(f"posterior-mean PSNR - identity PSNR = {gain:.2f} dB (bar: >= {PSNR_GAIN}): {'met' if gain >= PSNR_GAIN else 'NOT met'}")
+    verdict = "met" if gain >= PSNR_GAIN else "NOT met"
+    print(f"posterior-mean PSNR - identity PSNR = {gain:.2f} dB (bar: >= {PSNR_GAIN}): {verdict}")
     extract = lambda name: EXTRACTORS.get(name).build(torch.device("cpu"), None)  # noqa: E731
     for flow in ("pmrf", "latent-pmrf"):
         fd_row = value("posterior-mean", "fd_mobilenet")
