@@ -87,7 +87,9 @@ def report_command(run_dirs: tuple[Path, ...], baseline: Path | None, tolerances
         write_json(json_out, verdict.to_json())
         click.echo(f"wrote {json_out}")
     if verdict is not None:
-        for comparison in verdict.of("regression") + verdict.of("improvement"):
+        changed = verdict.of("regression") + verdict.of("improvement")
+        not_per_image = [c for c in verdict.comparisons if c.basis != regression.PAIRED_IMAGES and c not in changed]
+        for comparison in changed + not_per_image:  # the latter say what their interval rests on
             click.echo(comparison.describe())
         click.echo(f"against {baseline}: {regression.summary_line(verdict)}")
         sys.exit(verdict.exit_status)
