@@ -35,6 +35,7 @@ def report_command(run_dirs: tuple[Path, ...], baseline: Path | None, tolerances
     regression against the baseline, 2 incomparable inputs (each difference named).
     """
     from lpmrf_bench import regression
+    from lpmrf_bench.store import MixedSpecsError
 
     if json_out and not baseline:
         raise click.UsageError("--json writes the regression verdict: give --baseline too")
@@ -78,7 +79,7 @@ def report_command(run_dirs: tuple[Path, ...], baseline: Path | None, tolerances
             from lpmrf_bench.report.tables import text_tables
 
             click.echo(text_tables(evaluation_dirs))
-    except ValueError as exc:  # runs whose values were computed under different specs
+    except MixedSpecsError as exc:  # runs whose values were computed under different specs
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
     if json_out is not None:
