@@ -204,7 +204,8 @@ def check_single_spec(frame: pd.DataFrame) -> None:
     mixed = {m: sorted(s) for m, s in specs.items() if len(s) > 1}
     if mixed:
         detail = "; ".join(f"{m}: {', '.join(s)}" for m, s in mixed.items())
-        raise MixedSpecsError(f"refusing to compare values computed under different specs ({detail}); filter by `spec` first")
+        raise MixedSpecsError(f"refusing to compare values computed under different specs ({detail}); "
+                              "filter by `spec` first")
 
 
 def aggregate(frame: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:

@@ -90,7 +90,8 @@ def test_logs_under_different_specs_exit_2_naming_the_spec(tmp_path):
     log = pd.read_parquet(latent / "convergence.parquet").assign(spec="fid/other-features/test-v1")
     log.to_parquet(latent / "convergence.parquet")
     out = tmp_path / "conv.png"
-    for command in (["plot", "convergence", str(pmrf), str(latent), "--out", str(out)], ["speedup", str(pmrf), str(latent)]):
+    for command in (["plot", "convergence", str(pmrf), str(latent), "--out", str(out)],
+                    ["speedup", str(pmrf), str(latent)]):
         result = CliRunner().invoke(main, command)
         assert result.exit_code == 2, result.output
         assert "different specs (fid: fid/other-features/test-v1, fid/test-features/test-v1)" in result.output

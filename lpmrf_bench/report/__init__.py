@@ -109,7 +109,8 @@ def _grids_section(options: ReportOptions, sets: pd.DataFrame) -> Section:
     labels = {(run, config_id): label for run, config_id, label in zip(sets["run"], sets["config_id"], sets["config"])}
     grids = image_grids(options.evaluation_dirs, labels, options.grid_metric, options.data_root, options.device)
     if not grids:
-        section.add("<p>No per-image values in the runs: no image grid.</p>", "No per-image values in the runs: no image grid.")
+        note = "No per-image values in the runs: no image grid."
+        section.add(f"<p>{note}</p>", note)
     for i, grid in enumerate(grids):
         section.add(f"<h3>{html.escape(grid.dataset)}</h3>", f"### {grid.dataset}")
         if grid.png:
