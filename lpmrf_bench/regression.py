@@ -2,15 +2,18 @@
 
 Each (configuration, dataset, metric) of the baseline is compared with the candidate's, direction-aware.
 Per-image metrics: the metric's own set-level reduction of both runs, images resampled jointly (paired
-bootstrap on the images both scored). Set-level metrics stored without per-image values (FID, KID from
-features): their stored intervals are compared conservatively (difference interval = candidate interval minus
-baseline interval), because resampling the features of both runs is not implemented yet. A change is a
-regression when its whole interval lies on the worse side beyond the metric's tolerance, an improvement when it
-lies on the better side beyond it, otherwise unchanged. Runs that cannot be compared (different specs, datasets,
+bootstrap on the images both scored). Set-level metrics (FID, fd_mobilenet, ...): when both runs hold the
+stored features, metric(candidate) - metric(baseline) against the shared reference with the same image indices
+resampled for both (`setlevel.paired_difference`); otherwise (the committed baseline keeps no features) their
+stored intervals are compared conservatively (difference interval = candidate interval minus baseline
+interval). Each comparison records which of the three it rests on (`basis`). A change is a regression when its
+whole interval lies on the worse side beyond the metric's tolerance, an improvement when it lies on the better
+side beyond it, otherwise unchanged. Runs that cannot be compared (different specs, references, datasets,
 images, or a baseline row the candidate lacks) raise `IncomparableError` naming every difference.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Sequence
@@ -18,11 +21,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from lpmrf_bench import store
 from lpmrf_bench.intervals import Interval, paired_statistic_difference
 from lpmrf_bench.metrics import find_metric
+from lpmrf_bench.metrics.extractors import EXTRACTORS
+from lpmrf_bench.metrics.references import ReferenceMissingError, get_reference
+from lpmrf_bench.metrics.setlevel import BOOTSTRAP_RESAMPLES, SetMetric, paired_difference
+from lpmrf_bench.set_scoring import sample0_features
 
 # Smallest change worth failing CI for, in each metric's stored unit (README "Reports and CI").
 DEFAULT_TOLERANCES: dict[str, float] = {
@@ -38,6 +46,8 @@ DEFAULT_TOLERANCES: dict[str, float] = {
 }
 KEY = ["config", "dataset", "split", "metric"]
 VERDICTS = ("regression", "improvement", "unchanged", "undetermined")
+# What a comparison's interval rests on (`Comparison.basis`).
+PAIRED_IMAGES, PAIRED_FEATURES, STORED_INTERVALS = "paired-images", "paired-features", "stored-intervals"
 
 
 class IncomparableError(ValueError):
@@ -52,7 +62,7 @@ class IncomparableError(ValueError):
 class Evaluation:
     """Set-level rows and per-image values (samples averaged) of one or more run directories."""
 
-    sets: pd.DataFrame  # sets.parquet rows plus a `config` label column
+    sets: pd.DataFrame  # sets.parquet rows plus a `config` label column and the `run_dir` holding each
     values: pd.DataFrame  # config, dataset, split, image_id, metric, spec, value
 
 
@@ -62,7 +72,7 @@ def load_evaluation(run_dirs: Sequence[str | os.PathLike]) -> Evaluation:
     for run_dir in map(Path, run_dirs):
         if not (run_dir / "sets.parquet").exists():
             raise FileNotFoundError(f"{run_dir} has no sets.parquet (not a finished run directory)")
-        sets.append(pd.read_parquet(run_dir / "sets.parquet"))
+        sets.append(pd.read_parquet(run_dir / "sets.parquet").assign(run_dir=str(run_dir)))
         metrics = store.load(run_dir)
         if not metrics.empty:
             metrics["config"] = store.config_labels(metrics)
@@ -93,7 +103,8 @@ class Comparison:
     high: float
     n: int  # images the comparison rests on
     tolerance: float
-    how: str  # how the interval was obtained
+    basis: str  # PAIRED_IMAGES, PAIRED_FEATURES or STORED_INTERVALS
+    how: str  # how the interval was obtained, in words
     verdict: str
 
     def describe(self) -> str:
@@ -169,9 +180,27 @@ def check_comparable(base: Evaluation, cand: Evaluation) -> list[str]:
     for (config, dataset, split), rows in missing.groupby(["config", "dataset", "split"]):
         differences.append(f"the candidate lacks {config} on {dataset}:{split} "
                            f"({', '.join(sorted(rows['metric']))}), which the baseline has")
+    differences += _reference_differences(base.sets, cand.sets)
     unknown = sorted({s for s in base.sets["spec"] if _metric(s) is None})
     if unknown:
         differences.append(f"no registered metric for spec(s) {', '.join(unknown)}: direction unknown")
+    return differences
+
+
+def _reference_differences(base: pd.DataFrame, cand: pd.DataFrame) -> list[str]:
+    """Set-level values computed against different references (name or content) measure different things."""
+    columns = ["reference", "reference_hash"]
+    pairs = base.reindex(columns=[*KEY, *columns]).merge(cand.reindex(columns=[*KEY, *columns]), on=KEY,
+                                                         suffixes=("_base", "_cand"))
+    pairs = pairs.astype({f"{c}_{side}": object for c in columns for side in ("base", "cand")}).fillna("none")
+    differ = pairs[(pairs["reference_base"] != pairs["reference_cand"])
+                   | (pairs["reference_hash_base"] != pairs["reference_hash_cand"])]
+    differences = []
+    for (dataset, split, name_b, hash_b, name_c, hash_c), rows in differ.groupby(
+            ["dataset", "split", "reference_base", "reference_hash_base", "reference_cand", "reference_hash_cand"]):
+        differences.append(f"{dataset}:{split} {', '.join(sorted(set(rows['metric'])))} "
+                           f"({', '.join(sorted(set(rows['config'])))}): baseline against reference {name_b} "
+                           f"(content {hash_b[:12]}), candidate against reference {name_c} (content {hash_c[:12]})")
     return differences
 
 
@@ -184,25 +213,77 @@ def _metric(spec: str):
     return find_metric(spec)
 
 
+class _StoredFeatures:
+    """The runs' stored features and the named references, each read once per verdict."""
+
+    def __init__(self) -> None:
+        self.features = functools.cache(sample0_features)
+        self.reference = functools.cache(lambda name, extractor: get_reference(name, EXTRACTORS.get(extractor), None))
+
+    def of(self, row: pd.Series, dataset: str, split: str, extractor_spec: str) -> pd.Series:
+        """The sample-0 features of a set row's configuration, by image_id (empty when its run stored none)."""
+        if pd.isna(row.get("run_dir")) or pd.isna(row.get("config_id")):
+            return pd.Series(dtype=object)
+        wide = self.features(Path(row["run_dir"]), extractor_spec, dataset, split)
+        return wide[row["config_id"]].dropna() if row["config_id"] in wide.columns else pd.Series(dtype=object)
+
+
+def _paired_features(metric: SetMetric, base_row: pd.Series, cand_row: pd.Series, stored: _StoredFeatures,
+                     seed: int) -> tuple[Interval | None, str]:
+    """metric(candidate) - metric(baseline) with the same images resampled for both runs' features, against the
+    reference both values were computed with; or None and why that cannot be done here."""
+    name, content = base_row.get("reference"), base_row.get("reference_hash")
+    if pd.isna(name) or pd.isna(content):
+        return None, "no reference recorded with the values"
+    extractor = EXTRACTORS.get(metric.extractor)
+    where = (base_row["dataset"], base_row["split"], extractor.spec)
+    base, cand = stored.of(base_row, *where), stored.of(cand_row, *where)
+    lacking = [side for side, feats in (("baseline", base), ("candidate", cand)) if feats.empty]
+    if lacking:
+        return None, f"no stored {extractor.name} features in the {' and the '.join(lacking)}"
+    shared = base.index.intersection(cand.index).sort_values()
+    if len(shared) < 2:
+        return None, f"{len(shared)} image(s) with {extractor.name} features in both runs"
+    try:
+        reference = stored.reference(name, metric.extractor)
+    except ReferenceMissingError as exc:
+        return None, f"reference {name} not available here: {exc}"
+    if reference.content_hash != content:
+        return None, (f"the reference {name} cached here (content {reference.content_hash[:12]}) is not the one the "
+                      f"values were computed against ({content[:12]})")
+    score = paired_difference(metric, np.stack(cand[shared].to_numpy()), np.stack(base[shared].to_numpy()), reference,
+                              seed=seed)
+    return (Interval(score.value, score.ci_low, score.ci_high, score.n),
+            f"paired bootstrap of {extractor.name} features over {score.n} shared images against reference {name} "
+            f"({BOOTSTRAP_RESAMPLES} resamples)")
+
+
 def _compare_row(base_row: pd.Series, cand_row: pd.Series, base_values: pd.Series | None, cand_values: pd.Series | None,
-                 tolerance: float, seed: int, resamples: int) -> Comparison:
+                 stored: _StoredFeatures, tolerance: float, seed: int, resamples: int) -> Comparison:
     spec = _metric(base_row["spec"])
     where = {k: base_row[k] for k in KEY}
+    interval: Interval | None = None
     if base_values is not None and cand_values is not None:
         shared = base_values.index.intersection(cand_values.index)
         reduce = lambda v: spec.aggregate(v).value  # noqa: E731
         interval = paired_statistic_difference(cand_values[shared].to_numpy(), base_values[shared].to_numpy(), reduce,
                                                resamples=resamples, seed=seed)
-        how = f"paired bootstrap over {len(shared)} shared images"
+        basis, how = PAIRED_IMAGES, f"paired bootstrap over {len(shared)} shared images"
+    elif isinstance(spec, SetMetric):
+        interval, how = _paired_features(spec, base_row, cand_row, stored, seed)
+        basis = PAIRED_FEATURES
     else:
+        how = "no per-image values"
+    if interval is None:
         interval = Interval(cand_row["value"] - base_row["value"], cand_row["ci_low"] - base_row["ci_high"],
                             cand_row["ci_high"] - base_row["ci_low"], int(min(cand_row["n"], base_row["n"])))
-        how = "stored intervals of the set-level values (no per-image values; features not resampled)"
+        basis, how = STORED_INTERVALS, f"stored intervals of the set-level values ({how})"
     return Comparison(
         config=where["config"], dataset=where["dataset"], split=where["split"], metric=where["metric"],
         spec=base_row["spec"], higher_is_better=spec.higher_is_better, baseline=float(base_row["value"]),
         candidate=float(cand_row["value"]), change=interval.value, low=interval.low, high=interval.high, n=interval.n,
-        tolerance=tolerance, how=how, verdict=classify(interval.low, interval.high, spec.higher_is_better, tolerance))
+        tolerance=tolerance, basis=basis, how=how,
+        verdict=classify(interval.low, interval.high, spec.higher_is_better, tolerance))
 
 
 def compare(base: Evaluation, cand: Evaluation, tolerances: dict[str, float] | None = None, seed: int = 0,
@@ -214,10 +295,11 @@ def compare(base: Evaluation, cand: Evaluation, tolerances: dict[str, float] | N
     tolerances = {**DEFAULT_TOLERANCES, **(tolerances or {})}
     cand_rows = cand.sets.set_index(KEY)
     base_values, cand_values = _per_image(base.values), _per_image(cand.values)
+    stored = _StoredFeatures()
     comparisons = []
     for _, row in base.sets.sort_values(KEY).iterrows():
         key = tuple(row[k] for k in KEY)
-        comparisons.append(_compare_row(row, cand_rows.loc[key], base_values.get(key), cand_values.get(key),
+        comparisons.append(_compare_row(row, cand_rows.loc[key], base_values.get(key), cand_values.get(key), stored,
                                         tolerances.get(row["metric"], 0.0), seed, resamples))
     extra = cand.sets.merge(base.sets[KEY], on=KEY, how="left", indicator=True)
     extra = extra[extra["_merge"] == "left_only"]

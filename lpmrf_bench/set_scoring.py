@@ -89,9 +89,7 @@ def compare_sets(run_dir: Path, config_a: str, config_b: str, metric: SetMetric,
                  reference: str | None, extractors: Callable[[str], FeatureFn], seed: int = 0) -> SetScore:
     """metric(config_a) - metric(config_b) on the images both have (sample 0), with a paired bootstrap interval."""
     extractor = EXTRACTORS.get(metric.extractor)
-    feats = store.load_features(run_dir, extractor.spec)
-    feats = feats[(feats["sample"] == 0) & (feats["dataset"] == dataset) & (feats["split"] == split)]
-    wide = feats.pivot(index="image_id", columns="config_id", values="feature")
+    wide = sample0_features(run_dir, extractor.spec, dataset, split)
     for config in (config_a, config_b):
         if config not in wide.columns:
             raise ValueError(f"no {extractor.name} features of configuration {config} on {dataset}:{split}")
@@ -99,6 +97,14 @@ def compare_sets(run_dir: Path, config_a: str, config_b: str, metric: SetMetric,
     ref = get_reference(reference or default_reference(dataset), extractor, _lazy(extractors, metric.extractor))
     return paired_difference(metric, np.stack(both[config_a].to_numpy()), np.stack(both[config_b].to_numpy()), ref,
                              seed=seed)
+
+
+def sample0_features(run_dir: Path, extractor_spec: str, dataset: str, split: str) -> pd.DataFrame:
+    """The stored sample-0 features of one set: one row per image_id, one column per config_id (arrays, or NaN
+    where a configuration has no feature of that image); the images set-level values are computed from."""
+    feats = store.load_features(run_dir, extractor_spec)
+    feats = feats[(feats["sample"] == 0) & (feats["dataset"] == dataset) & (feats["split"] == split)]
+    return feats.pivot(index="image_id", columns="config_id", values="feature")
 
 
 def _lazy(extractors: Callable[[str], FeatureFn], name: str) -> FeatureFn:

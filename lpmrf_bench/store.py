@@ -192,6 +192,10 @@ def config_labels(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(labels, index=frame.index, dtype=object)
 
 
+class MixedSpecsError(ValueError):
+    """Values of one metric computed under different specs were to be compared (incomparable input: exit 2)."""
+
+
 def check_single_spec(frame: pd.DataFrame) -> None:
     """Refuse to compare values of one metric computed under different conventions."""
     if frame.empty:
@@ -200,7 +204,8 @@ def check_single_spec(frame: pd.DataFrame) -> None:
     mixed = {m: sorted(s) for m, s in specs.items() if len(s) > 1}
     if mixed:
         detail = "; ".join(f"{m}: {', '.join(s)}" for m, s in mixed.items())
-        raise ValueError(f"refusing to compare values computed under different specs ({detail}); filter by `spec` first")
+        raise MixedSpecsError(f"refusing to compare values computed under different specs ({detail}); "
+                              "filter by `spec` first")
 
 
 def aggregate(frame: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:

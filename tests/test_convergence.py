@@ -83,3 +83,16 @@ def test_plot_convergence_cli(tmp_path):
     assert wall.exit_code == 0 and "x the steps" not in wall.output  # the ratio is one of steps: no arrow on time
     never = CliRunner().invoke(main, ["plot", "convergence", str(pmrf), str(latent), "--at-step", "200000", "--out", str(out)])
     assert never.exit_code == 0 and "pmrf never reaches it" in never.output
+
+
+def test_logs_under_different_specs_exit_2_naming_the_spec(tmp_path):
+    pmrf, latent = _logs(tmp_path)
+    log = pd.read_parquet(latent / "convergence.parquet").assign(spec="fid/other-features/test-v1")
+    log.to_parquet(latent / "convergence.parquet")
+    out = tmp_path / "conv.png"
+    for command in (["plot", "convergence", str(pmrf), str(latent), "--out", str(out)],
+                    ["speedup", str(pmrf), str(latent)]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 2, result.output
+        assert "different specs (fid: fid/other-features/test-v1, fid/test-features/test-v1)" in result.output
+    assert not out.exists()

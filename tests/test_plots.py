@@ -115,6 +115,19 @@ def test_runs_with_different_specs_are_refused():
         pd_tradeoff(sets, "psnr", "lpips", "all")
 
 
+def test_cli_runs_with_different_specs_exit_2_naming_the_spec(tmp_path):
+    sets = _two_runs()
+    sets.loc[(sets.run == "B") & (sets.metric == "psnr"), "spec"] = "psnr/rgb-01-eps1e-8/pyiqa-v1"
+    for run, rows in sets.groupby("run"):
+        (tmp_path / run).mkdir()
+        rows.to_parquet(tmp_path / run / "sets.parquet")
+    result = CliRunner().invoke(main, ["plot", "pd-tradeoff", str(tmp_path / "A"), str(tmp_path / "B"), "--y", "lpips",
+                                       "--dataset", "all", "--out", str(tmp_path / "chart.png")])
+    assert result.exit_code == 2, result.output
+    assert "different specs (psnr: psnr/rgb-01-eps1e-8/pyiqa-v1, psnr/rgb-255-f64/pmrf-v1)" in result.output
+    assert not (tmp_path / "chart.png").exists()
+
+
 def test_cli_several_runs_and_vector_formats(run_dir, tmp_path):
     runner = CliRunner()
     for suffix, magic in ((".svg", b"<?xml"), (".pdf", b"%PDF")):

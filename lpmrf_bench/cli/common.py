@@ -24,6 +24,7 @@ EXPECTED: dict[str, int] = {
     "lpmrf_bench.registry:UnknownNameError": USAGE_EXIT,
     "lpmrf_bench.data.base:DatasetError": USAGE_EXIT,
     "lpmrf_bench.run_dir:RunDirConflict": USAGE_EXIT,
+    "lpmrf_bench.store:MixedSpecsError": USAGE_EXIT,
     "lpmrf_bench.registry:UnavailableError": FAILED_EXIT,
     "lpmrf_bench.weights:WeightsError": FAILED_EXIT,
     "lpmrf_bench.imageio:ImageReadError": FAILED_EXIT,

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from lpmrf_bench.cli.common import UsageProblem
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -44,13 +46,15 @@ def pd_tradeoff_command(run_dirs: tuple[Path, ...], x: str, y: str | None, datas
     The Pareto frontier over all points is marked; the better corner is the top right for any metric pair.
     """
     from lpmrf_bench.plots import default_perception_metric, pd_tradeoff
-    from lpmrf_bench.store import load_sets
+    from lpmrf_bench.store import MixedSpecsError, load_sets
 
     _check_format(out)
     try:
         sets = load_sets(run_dirs)
         y = y or default_perception_metric(sets)
         figure = pd_tradeoff(sets, x, y, dataset)
+    except MixedSpecsError as exc:
+        raise UsageProblem(str(exc)) from exc
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     _save(figure, out or run_dirs[0] / "pd-tradeoff.png")
@@ -75,6 +79,7 @@ def convergence_command(run_dirs: tuple[Path, ...], metric: str, x: str, at_step
     """
     from lpmrf_bench.convergence import load_curve
     from lpmrf_bench.convergence_plot import convergence_chart
+    from lpmrf_bench.store import MixedSpecsError
 
     _check_format(out)
     names = [d.resolve().name for d in run_dirs]
@@ -83,6 +88,8 @@ def convergence_command(run_dirs: tuple[Path, ...], metric: str, x: str, at_step
     try:
         figure, readings = convergence_chart({n: load_curve(d, metric) for n, d in zip(names, run_dirs)}, metric, x,
                                              at_step)
+    except MixedSpecsError as exc:
+        raise UsageProblem(str(exc)) from exc
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     for name, reading in readings:

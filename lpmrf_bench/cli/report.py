@@ -35,6 +35,7 @@ def report_command(run_dirs: tuple[Path, ...], baseline: Path | None, tolerances
     regression against the baseline, 2 incomparable inputs (each difference named).
     """
     from lpmrf_bench import regression
+    from lpmrf_bench.store import MixedSpecsError
 
     if json_out and not baseline:
         raise click.UsageError("--json writes the regression verdict: give --baseline too")
@@ -78,7 +79,7 @@ def report_command(run_dirs: tuple[Path, ...], baseline: Path | None, tolerances
             from lpmrf_bench.report.tables import text_tables
 
             click.echo(text_tables(evaluation_dirs))
-    except ValueError as exc:  # runs whose values were computed under different specs
+    except MixedSpecsError as exc:  # runs whose values were computed under different specs
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
     if json_out is not None:
@@ -87,7 +88,9 @@ def report_command(run_dirs: tuple[Path, ...], baseline: Path | None, tolerances
         write_json(json_out, verdict.to_json())
         click.echo(f"wrote {json_out}")
     if verdict is not None:
-        for comparison in verdict.of("regression") + verdict.of("improvement"):
+        changed = verdict.of("regression") + verdict.of("improvement")
+        not_per_image = [c for c in verdict.comparisons if c.basis != regression.PAIRED_IMAGES and c not in changed]
+        for comparison in changed + not_per_image:  # the latter say what their interval rests on
             click.echo(comparison.describe())
         click.echo(f"against {baseline}: {regression.summary_line(verdict)}")
         sys.exit(verdict.exit_status)

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from lpmrf_bench.cli.common import UsageProblem
+
 
 @click.command("speedup")
 @click.argument("baseline", type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -23,6 +25,8 @@ def speedup_command(baseline: Path, candidate: Path, metric: str, at_step: float
         base, cand = load_curve(baseline, metric), load_curve(candidate, metric)
         store.check_single_spec(pd.concat([base, cand]))
         result = speedup(base, cand, at_step, lower_is_better=not higher_is_better)
+    except store.MixedSpecsError as exc:
+        raise UsageProblem(str(exc)) from exc
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{candidate.name} reaches {metric} {result.target:.4g} at step {result.candidate_step:g}")

@@ -107,8 +107,11 @@ def _convergence_section(training_dirs: list[Path]) -> Section:
 def _grids_section(options: ReportOptions, sets: pd.DataFrame) -> Section:
     section = Section(f"Images: best, median and worst by {options.grid_metric}")
     labels = {(run, config_id): label for run, config_id, label in zip(sets["run"], sets["config_id"], sets["config"])}
-    for i, grid in enumerate(image_grids(options.evaluation_dirs, labels, options.grid_metric, options.data_root,
-                                         options.device)):
+    grids = image_grids(options.evaluation_dirs, labels, options.grid_metric, options.data_root, options.device)
+    if not grids:
+        note = "No per-image values in the runs: no image grid."
+        section.add(f"<p>{note}</p>", note)
+    for i, grid in enumerate(grids):
         section.add(f"<h3>{html.escape(grid.dataset)}</h3>", f"### {grid.dataset}")
         if grid.png:
             section.add_image(Image(f"grid-{i}.png", grid.png, f"image grid of {grid.dataset}"))

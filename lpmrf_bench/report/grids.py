@@ -163,8 +163,10 @@ def _figure(columns: list[str], rows: list[tuple[str, str, list[np.ndarray | Non
 def image_grids(run_dirs: list[Path], labels: dict[tuple[str, str], str], metric: str, data_root: str | None,
                 device: str) -> list[Grid]:
     """One grid per dataset of the runs; `labels` maps (run name, config_id) to the tables' configuration label."""
-    frames = [store.load(d).assign(run_dir=str(d)) for d in run_dirs]
-    metrics = pd.concat([f for f in frames if not f.empty], ignore_index=True)
+    frames = [frame for frame in (store.load(d).assign(run_dir=str(d)) for d in run_dirs) if not frame.empty]
+    if not frames:  # only set-level values (e.g. a baseline reduced to sets.parquet): nothing to rank images by
+        return []
+    metrics = pd.concat(frames, ignore_index=True)
     grids = []
     for (name, split), rows in metrics.groupby(["dataset", "split"], sort=True):
         scored = rows[rows["metric"] == metric]
