@@ -95,7 +95,8 @@ def ground_truth_reference(rows: pd.DataFrame, extractor: FeatureExtractor, wher
     if len(rows) < 2:
         raise ReferenceMissingError(
             f"reference {GROUND_TRUTH_REFERENCE!r} needs the ground-truth {extractor.name} features of at least 2 images "
-            f"of {where}; this run has {len(rows)} (LQ-only datasets have none)")
+            f"of {where}; this run has {len(rows)} (LQ-only datasets have none; for a run made before they were "
+            "stored, rerun its `run` command: it adds them without restoring again)")
     rows = rows.sort_values("image_id")
     digest = hashlib.sha256(extractor.spec.encode())
     feats = np.stack(rows["feature"].to_numpy()).astype(np.float32)

@@ -12,7 +12,7 @@ from lpmrf_bench.cli.common import UsageProblem, fail_cleanly
 @click.command("rescore")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--metrics", "metrics", multiple=True, help="Set-level metrics (default: every one with stored features).")
-@click.option("--reference", default=None, metavar="NAME", help="Reference set (default: per dataset, as `run`).")
+@click.option("--reference", default=None, metavar="NAME", help="Reference set (default: per dataset, as `run`); `ground-truth`: the run's own GT features.")
 @click.option("--device", default=None, help="Only used to compute a missing reference or missing features.")
 @click.option("--weights-dir", default=None, envvar="LPMRF_BENCH_WEIGHTS", help="Weight cache folder.")
 @fail_cleanly
@@ -105,7 +105,7 @@ def ref_stats_command(name: str, folder: Path, extractor: str, device, weights_d
 @click.option("--b", "config_b", required=True, metavar="CONFIG", help="The configuration A is compared with.")
 @click.option("--metric", default="fd_mobilenet", show_default=True, help="Set-level metric (fid, kid, fd_mobilenet, ...).")
 @click.option("--dataset", default=None, metavar="NAME[:SPLIT]", help="Dataset of the run (needed when it has several).")
-@click.option("--reference", default=None, metavar="NAME", help="Reference set (default: per dataset, as `run`).")
+@click.option("--reference", default=None, metavar="NAME", help="Reference set (default: per dataset, as `run`); `ground-truth`: the run's own GT features.")
 @click.option("--device", default=None, help="Only used to compute a missing embedded reference.")
 @click.option("--weights-dir", default=None, envvar="LPMRF_BENCH_WEIGHTS", help="Weight cache folder.")
 @fail_cleanly
