@@ -31,6 +31,7 @@ NUMBERS = r"difference (\S+), 95% interval \[(\S+), (\S+)\], n = (\d+)"
 @pytest.fixture()
 def compared_run(tmp_path, fake_mobilenet, pairs, monkeypatch):  # noqa: F811
     monkeypatch.setitem(RESTORERS._targets, "test-noisy", "test_compare_cli:NOISY")
+    monkeypatch.setitem(RESTORERS._loaded, "test-noisy", NOISY)  # removed afterwards: other tests load their own
     data, _, _ = pairs
     run(RunOptions(methods=["identity", "test-noisy"], datasets=[data], metrics=["psnr", "fd_mobilenet", "kd_mobilenet"],
                    sweeps={"sigma": "0.1,0.3"}, set_reference="ground-truth", out=str(tmp_path / "run"), progress=False,
