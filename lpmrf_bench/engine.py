@@ -195,6 +195,8 @@ class Runner:
                                  "reason": reason})
 
     def run(self) -> RunResult:
+        for dataset in self.datasets:
+            self._ground_truth_features(dataset)
         for method in self.methods:
             for dataset in self.datasets:
                 self._run_method_on(method, dataset)
@@ -218,6 +220,30 @@ class Runner:
             if not errors.empty else errors
         return RunResult(self.run_dir, mine.reset_index(drop=True), summarize(self.run_dir, config_ids),
                          self.metric_plan.skipped, self.restored, earlier_errors=len(errors) - len(mine))
+
+    def _ground_truth_features(self, dataset: Dataset) -> None:
+        """Features of a paired dataset's ground truth, once per (dataset, split, image, extractor), for the
+        `ground-truth` reference; stored and resumed like the outputs' features. Images that cannot be read
+        are left to the methods' pass, which records them in errors.parquet."""
+        if not dataset.paired or not self.metric_plan.extractors:
+            return
+        markers = {name: _feature_marker(name) for name in self.metric_plan.extractors}
+        stored = self._stored(dataset)
+        todo = [i for i in list(dataset.image_ids())[: self.o.limit]
+                if not set(markers.values()) <= stored.get((store.GROUND_TRUTH, i, 0), set())]
+        self.ranks.barrier()  # every rank has read the store before any rank writes to it
+        for samples, _ in load_batches(dataset, self.ranks.shard(todo), self.o.batch_size):
+            for same_size in group_by_shape([s for s in samples if s.gt is not None]):
+                gt8 = to_tensor([s.gt for s in same_size], self.device)
+                for name, fn in self.metric_plan.extractors.items():
+                    feats = _one_by_one(fn, gt8)
+                    for j, s in enumerate(same_size):
+                        if markers[name] not in stored.get((store.GROUND_TRUTH, s.image_id, 0), set()):
+                            self.rows.add("features", {
+                                "run_id": self.run_id, "config_id": store.GROUND_TRUTH, "method": store.GROUND_TRUTH,
+                                "weights": None, "sample": 0, "dataset": dataset.name, "split": dataset.split,
+                                "image_id": s.image_id, "extractor": EXTRACTORS.get(name).spec, "feature": feats[j]})
+        self.rows.flush()
 
     def _loaded(self, method: MethodPlan) -> LoadedRestorer:
         """Build a method's networks once, on first need (a fully stored method is never loaded)."""

@@ -3,9 +3,13 @@
 Used at the end of `lpmrf-bench run` and by `lpmrf-bench rescore`; no restorer is involved. One value per
 (configuration, dataset, metric, reference), from sample 0 of each image (n counts images), with a bootstrap
 interval over the images; the reference's name, content hash and size are stored beside it.
+
+The ground truth's features (config_id `ground-truth`, written for paired datasets) are never scored as a
+configuration: they are the reference `ground-truth`, the same dataset's real images from the same run.
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,8 +18,9 @@ import pandas as pd
 import torch
 
 from lpmrf_bench import store
-from lpmrf_bench.metrics.extractors import EXTRACTORS, FeatureFn
-from lpmrf_bench.metrics.references import ReferenceMissingError, default_reference, get_reference
+from lpmrf_bench.metrics.extractors import EXTRACTORS, FeatureExtractor, FeatureFn
+from lpmrf_bench.metrics.references import (GROUND_TRUTH_REFERENCE, Reference, ReferenceMissingError, default_reference,
+                                            get_reference)
 from lpmrf_bench.metrics.setlevel import SetMetric, SetScore, paired_difference, score
 
 SET_KEY = ["config_id", "dataset", "split", "metric", "spec", "reference"]
@@ -53,13 +58,12 @@ def score_features(run_dir: Path, metrics: list[SetMetric], reference: str | Non
         feats = feats[feats["sample"] == 0]
         knobs = store.knob_columns(feats)
         for (dataset, split), per_set in feats.groupby(["dataset", "split"]):
-            name = reference or default_reference(dataset)
             try:
-                ref = get_reference(name, extractor, _lazy(extractors, metric.extractor))
+                ref = _reference(reference, dataset, split, per_set, extractor, _lazy(extractors, metric.extractor))
             except ReferenceMissingError as exc:
                 skipped[f"{metric.name} on {dataset}:{split}"] = str(exc)
                 continue
-            for config_id, group in per_set.groupby("config_id"):
+            for config_id, group in per_set[per_set["config_id"] != store.GROUND_TRUTH].groupby("config_id"):
                 group = group.sort_values("image_id")
                 if (config_id, dataset, split, metric.name, metric.spec, ref.name, len(group), ref.content_hash) in done:
                     continue
@@ -76,6 +80,32 @@ def score_features(run_dir: Path, metrics: list[SetMetric], reference: str | Non
     return pd.DataFrame(rows), skipped
 
 
+def _reference(name: str | None, dataset: str, split: str, per_set: pd.DataFrame, extractor: FeatureExtractor,
+               extract: FeatureFn) -> Reference:
+    """The named reference (default: the dataset's); `per_set` holds the split's stored features (sample 0)."""
+    name = name or default_reference(dataset)
+    if name == GROUND_TRUTH_REFERENCE:
+        return ground_truth_reference(per_set[per_set["config_id"] == store.GROUND_TRUTH], extractor, f"{dataset}:{split}")
+    return get_reference(name, extractor, extract)
+
+
+def ground_truth_reference(rows: pd.DataFrame, extractor: FeatureExtractor, where: str) -> Reference:
+    """The stored ground-truth features of one dataset split as a reference; its hash covers their image ids
+    and float32 bytes, in image-id order, so a value says exactly which ground truth it was compared with."""
+    if len(rows) < 2:
+        raise ReferenceMissingError(
+            f"reference {GROUND_TRUTH_REFERENCE!r} needs the ground-truth {extractor.name} features of at least 2 images "
+            f"of {where}; this run has {len(rows)} (LQ-only datasets have none; for a run made before they were "
+            "stored, rerun its `run` command: it adds them without restoring again)")
+    rows = rows.sort_values("image_id")
+    digest = hashlib.sha256(extractor.spec.encode())
+    feats = np.stack(rows["feature"].to_numpy()).astype(np.float32)
+    for image_id, feature in zip(rows["image_id"], feats):
+        digest.update(b"\0" + str(image_id).encode() + b"\0" + feature.tobytes())
+    return Reference(GROUND_TRUTH_REFERENCE, extractor.spec, feats.astype(np.float64), digest.hexdigest(),
+                     f"ground truth of {where} in this run ({len(rows)} images)")
+
+
 def _stored_values(run_dir: Path) -> set[tuple]:
     path = run_dir / "sets.parquet"
     sets = pd.read_parquet(path) if path.exists() else pd.DataFrame()
@@ -86,17 +116,22 @@ def _stored_values(run_dir: Path) -> set[tuple]:
 
 
 def compare_sets(run_dir: Path, config_a: str, config_b: str, metric: SetMetric, dataset: str, split: str,
-                 reference: str | None, extractors: Callable[[str], FeatureFn], seed: int = 0) -> SetScore:
-    """metric(config_a) - metric(config_b) on the images both have (sample 0), with a paired bootstrap interval."""
+                 reference: str | None, extractors: Callable[[str], FeatureFn],
+                 seed: int = 0) -> tuple[SetScore, Reference]:
+    """metric(config_a) - metric(config_b) on the images both have (sample 0), with a paired bootstrap interval,
+    and the reference it was computed against. ValueError when either has no features there."""
     extractor = EXTRACTORS.get(metric.extractor)
     wide = sample0_features(run_dir, extractor.spec, dataset, split)
     for config in (config_a, config_b):
         if config not in wide.columns:
             raise ValueError(f"no {extractor.name} features of configuration {config} on {dataset}:{split}")
     both = wide[[config_a, config_b]].dropna()
-    ref = get_reference(reference or default_reference(dataset), extractor, _lazy(extractors, metric.extractor))
+    if len(both) < 2:
+        raise ValueError(f"configurations {config_a} and {config_b} have {extractor.name} features of {len(both)} "
+                         f"common image(s) on {dataset}:{split}; a set-level difference needs at least 2")
+    ref = _reference(reference, dataset, split, feats, extractor, _lazy(extractors, metric.extractor))
     return paired_difference(metric, np.stack(both[config_a].to_numpy()), np.stack(both[config_b].to_numpy()), ref,
-                             seed=seed)
+                             seed=seed), ref
 
 
 def sample0_features(run_dir: Path, extractor_spec: str, dataset: str, split: str) -> pd.DataFrame:

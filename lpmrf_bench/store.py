@@ -8,7 +8,8 @@ Layout (README "Store schema"):
   perf.parquet             per config and dataset: images/s, seconds per metric, peak memory, device
   sets.parquet             set-level values with n and a 95% bootstrap interval
   features/part-*.parquet  per-image feature vectors of the outputs, one row per (config, dataset, image,
-                           sample, extractor), for set-level metrics (FID-like) without re-running restorers
+                           sample, extractor), for set-level metrics (FID-like) without re-running restorers;
+                           a paired dataset's ground truth under config_id and method GROUND_TRUTH
   outputs/                 restored PNGs (--save-images)
 
 Every write goes to a temporary name and is renamed into place, so a killed process leaves either a
@@ -35,6 +36,7 @@ from lpmrf_bench.intervals import Interval, paired_difference
 
 METRIC_KEY = ["config_id", "dataset", "split", "image_id", "sample", "metric"]
 FEATURE_KEY = ["config_id", "dataset", "split", "image_id", "sample", "extractor"]
+GROUND_TRUTH = "ground-truth"  # config_id and method of ground-truth features; also the reference's name
 ERROR_COLUMNS = {"run_id": "string", "config_id": "string", "method": "string", "dataset": "string", "split": "string",
                  "image_id": "string", "sample": "int64", "stage": "string", "reason": "string"}
 TABLE_KEYS: dict[str, list[str]] = {
@@ -190,6 +192,22 @@ def config_labels(frame: pd.DataFrame) -> pd.Series:
     labels = [method + "".join(f" {k.removeprefix('knob_')}={v}" for k, v in zip(knobs, values) if pd.notna(v))
               for method, *values in frame[["method", *knobs]].itertuples(index=False)]
     return pd.Series(labels, index=frame.index, dtype=object)
+
+
+def find_config(frame: pd.DataFrame, name: str) -> str:
+    """The config_id a user means by `name`: a config_id, a label as the summary shows it ("pmrf steps=25"), or
+    a method name with one configuration in `frame`. ValueError naming the run's configurations otherwise."""
+    configs = frame.drop_duplicates("config_id").reset_index(drop=True)
+    labels = config_labels(configs)
+    for column in (configs["config_id"], labels, configs["method"]):
+        hits = configs.loc[(column == name).to_numpy(), "config_id"]
+        if len(hits) == 1:
+            return str(hits.iloc[0])
+        if len(hits) > 1:
+            raise ValueError(f"{name!r} matches {len(hits)} configurations ({', '.join(labels[hits.index])}); "
+                             "name one by its label or config_id")
+    listed = ", ".join(f"{label} ({cid})" for label, cid in zip(labels, configs["config_id"])) or "none"
+    raise ValueError(f"no configuration {name!r} in this run; its configurations: {listed}")
 
 
 class MixedSpecsError(ValueError):

@@ -57,7 +57,9 @@ def options(out, **kw) -> RunOptions:
 
 
 def stored_features(run_dir) -> pd.DataFrame:
-    return store.load_features(run_dir, SPEC).sort_values("image_id").reset_index(drop=True)
+    """The outputs' features (synthetic faces are paired: the ground truth's are stored too, under their own key)."""
+    feats = store.load_features(run_dir, SPEC)
+    return feats[feats["config_id"] != store.GROUND_TRUTH].sort_values("image_id").reset_index(drop=True)
 
 
 @pytest.mark.slow
@@ -213,7 +215,7 @@ def test_sigkills_while_writing_features_then_resume_give_the_uninterrupted_feat
     done = cli(tmp_path / "run")
     assert done.returncode == 0, done.stderr
     raw = store.read_parts((tmp_path / "run" / "features").glob("part-*.parquet"))
-    assert len(raw) == 8 * 3 and not raw.duplicated(store.FEATURE_KEY).any()  # (2 samples + identity) x 8 images
+    assert len(raw) == 8 * 4 and not raw.duplicated(store.FEATURE_KEY).any()  # (2 samples + identity + GT) x 8
     key = store.FEATURE_KEY
     got = store.load_features(tmp_path / "run").sort_values(key).reset_index(drop=True)
     want = store.load_features(tmp_path / "whole").sort_values(key).reset_index(drop=True)

@@ -61,7 +61,8 @@ def test_compare_sets_aligns_images_of_two_configurations(tmp_path, monkeypatch)
                          "dataset": "toy", "split": "all", "image_id": f"img{i}", "extractor": extractors.MOBILENET.spec,
                          "feature": f.astype(np.float32)})
     store.append(tmp_path / "run", "features", rows[::-1])  # stored order must not matter
-    got = compare_sets(tmp_path / "run", "A", "B", FD, "toy", "all", "toy-ref", extractors=lambda name: None)
+    got, used = compare_sets(tmp_path / "run", "A", "B", FD, "toy", "all", "toy-ref", extractors=lambda name: None)
+    assert used.name == "toy-ref" and used.content_hash == "h"
     a32, b32 = a.astype(np.float32).astype(np.float64), b.astype(np.float32).astype(np.float64)
     ref_feats = ref.features.astype(np.float32).astype(np.float64)
     assert got.value == pytest.approx(scipy_fd(a32, ref_feats) - scipy_fd(b32, ref_feats), rel=1e-6)

@@ -15,7 +15,7 @@ from lpmrf_bench.cli.listing import list_command
 from lpmrf_bench.cli.plot import plot_group
 from lpmrf_bench.cli.report import report_command
 from lpmrf_bench.cli.run import restore_command, run_command
-from lpmrf_bench.cli.sets import ref_stats_command, rescore_command
+from lpmrf_bench.cli.sets import compare_command, ref_stats_command, rescore_command
 from lpmrf_bench.cli.speedup import speedup_command
 from lpmrf_bench.cli.train import train_command
 from lpmrf_bench.cli.weights import weights_group
@@ -45,3 +45,4 @@ main.add_command(report_command)
 main.add_command(train_command)
 main.add_command(rescore_command)
 main.add_command(ref_stats_command)
+main.add_command(compare_command)

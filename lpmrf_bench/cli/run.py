@@ -41,7 +41,8 @@ TRUST_OPTION = click.option(
 @click.option("--reference", default="posterior-mean", show_default=True,
               help="Method whose output reference-restoration metrics (IndRMSE) compare with.")
 @click.option("--set-reference", default=None, metavar="NAME",
-              help="Reference set of fd/kd metrics (default: <dataset>:ref for synthetic faces, else ffhq-512).")
+              help="Reference set of fd/kd metrics (default: <dataset>:ref for synthetic faces, else ffhq-512; "
+                   "`ground-truth`: the dataset's own GT).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Fixes every random draw of the run.")
 @click.option("--samples", type=POSITIVE, default=1, show_default=True, help="Restorations per image (stochastic methods).")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available).")

@@ -7,6 +7,8 @@ A reference is the features of a set of real images under one extractor, with a 
   at the set's size, the train split's images 65,000..69,999 (disjoint from test and val, which use other
   face seeds), generated and embedded on first use.
 - any other name: made by `lpmrf-bench ref-stats NAME DIR` from a folder of images.
+- `ground-truth`: a run's own ground truth (the paired dataset's GT features that the run stored), built by
+  set_scoring from the run directory; it has no cache entry and is refused outside a run.
 - published statistics, resolved like weights: `ffhq-512` for `inception-pyiqa` is clean-fid's FFHQ 512 train+val
   70k (`ffhq_clean_trainval70k_512.npz`: mean and covariance, used for FID as published; `_kid.npz`: the
   features, used for KID), unless a `ref-stats` one is cached under that name.
@@ -39,6 +41,7 @@ T = TypeVar("T")
 CACHE_ENV = "LPMRF_BENCH_REFERENCES"
 SYNTHETIC_REF_FIRST, SYNTHETIC_REF_COUNT = 65_000, 5_000
 _SYNTHETIC = re.compile(r"^(synthetic-faces(?:-(\d+))?):ref$")
+GROUND_TRUTH_REFERENCE = "ground-truth"  # a run's own ground-truth features (set_scoring builds it)
 
 
 class ReferenceMissingError(RuntimeError):
@@ -177,6 +180,9 @@ def synthetic_size(name: str) -> int | None:
 def get_reference(name: str, extractor: FeatureExtractor, extract: Callable[[torch.Tensor], torch.Tensor] | None,
                   ) -> Reference:
     """The cached reference, computing (and caching) the embedded synthetic ones on first use."""
+    if name == GROUND_TRUTH_REFERENCE:
+        raise ReferenceMissingError(f"reference {name!r} is the ground truth stored in a run: use it with "
+                                    "`run --set-reference ground-truth` or `rescore RUN --reference ground-truth`")
     cached = load_cached(name, extractor) or published_reference(name, extractor)
     if cached is not None:
         return cached
