@@ -121,7 +121,8 @@ def compare_sets(run_dir: Path, config_a: str, config_b: str, metric: SetMetric,
     """metric(config_a) - metric(config_b) on the images both have (sample 0), with a paired bootstrap interval,
     and the reference it was computed against. ValueError when either has no features there."""
     extractor = EXTRACTORS.get(metric.extractor)
-    wide = sample0_features(run_dir, extractor.spec, dataset, split)
+    feats = _sample0_rows(run_dir, extractor.spec, dataset, split)
+    wide = feats.pivot(index="image_id", columns="config_id", values="feature")
     for config in (config_a, config_b):
         if config not in wide.columns:
             raise ValueError(f"no {extractor.name} features of configuration {config} on {dataset}:{split}")
@@ -137,9 +138,13 @@ def compare_sets(run_dir: Path, config_a: str, config_b: str, metric: SetMetric,
 def sample0_features(run_dir: Path, extractor_spec: str, dataset: str, split: str) -> pd.DataFrame:
     """The stored sample-0 features of one set: one row per image_id, one column per config_id (arrays, or NaN
     where a configuration has no feature of that image); the images set-level values are computed from."""
+    return _sample0_rows(run_dir, extractor_spec, dataset, split).pivot(index="image_id", columns="config_id",
+                                                                         values="feature")
+
+
+def _sample0_rows(run_dir: Path, extractor_spec: str, dataset: str, split: str) -> pd.DataFrame:
     feats = store.load_features(run_dir, extractor_spec)
-    feats = feats[(feats["sample"] == 0) & (feats["dataset"] == dataset) & (feats["split"] == split)]
-    return feats.pivot(index="image_id", columns="config_id", values="feature")
+    return feats[(feats["sample"] == 0) & (feats["dataset"] == dataset) & (feats["split"] == split)]
 
 
 def _lazy(extractors: Callable[[str], FeatureFn], name: str) -> FeatureFn:

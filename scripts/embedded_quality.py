@@ -46,7 +46,7 @@ def main() -> None:
     extract = lambda name: EXTRACTORS.get(name).build(torch.device("cpu"), None)  # noqa: E731
     for flow in ("pmrf", "latent-pmrf"):
         fd_row = value("posterior-mean", "fd_mobilenet")
-        diff = compare_sets(args.run_dir, config[flow], config["posterior-mean"], SET_METRICS["fd_mobilenet"],
+        diff, _ = compare_sets(args.run_dir, config[flow], config["posterior-mean"], SET_METRICS["fd_mobilenet"],
                             fd_row["dataset"], fd_row["split"], fd_row["reference"], extract)
         lower = diff.ci_high < 0
         print(f"{flow} K={args.steps}: fd_mobilenet - posterior-mean's = {diff.value:.2f} "
