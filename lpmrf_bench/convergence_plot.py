@@ -18,6 +18,7 @@ from matplotlib.ticker import EngFormatter  # noqa: E402
 from lpmrf_bench import store  # noqa: E402
 from lpmrf_bench.convergence import Speedup, speedup  # noqa: E402
 from lpmrf_bench.metrics import find_metric  # noqa: E402
+from lpmrf_bench.plots import wrap_spec  # noqa: E402
 
 X_AXES = {"step": ("step", "training steps"), "wall": ("wall_s", "wall-clock time (s)"),
           "images": ("images_seen", "training images seen")}
@@ -64,7 +65,7 @@ def convergence_chart(curves: dict[str, pd.DataFrame], metric: str, x: str = "st
     if x != "wall":
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 40k, 1.2M
     ax.set_xlabel(x_label)
-    ax.set_ylabel(f"{metric} ({'lower' if lower else 'higher'} is better)\n{spec}")
+    ax.set_ylabel(f"{metric} ({'lower' if lower else 'higher'} is better)\n{wrap_spec(spec)}")
     ax.set_title(f"convergence: {metric}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -42,8 +42,22 @@ def higher_is_better(sets: pd.DataFrame, metric: str) -> bool | None:
     return found.higher_is_better if found else None
 
 
+def wrap_spec(spec: str, width: int = 48) -> str:
+    """A long spec broken after its `/` separators into lines of at most `width` characters (where it can be),
+    so a vertical axis label fits the axis; joining the lines gives the spec back."""
+    parts = spec.split("/")
+    lines = [""]
+    for token in [p + "/" for p in parts[:-1]] + parts[-1:]:
+        if lines[-1] and len(lines[-1]) + len(token) > width:
+            lines.append(token)
+        else:
+            lines[-1] += token
+    return "\n".join(lines)
+
+
 def _axis_label(sets: pd.DataFrame, metric: str, horizontal: bool) -> str:
     spec = sets.loc[sets["metric"] == metric, "spec"].iloc[0]
+    spec = spec if horizontal else wrap_spec(spec)
     better = higher_is_better(sets, metric)
     if better is None:
         return f"{metric} (direction unknown)\n{spec}"
@@ -121,9 +135,9 @@ def _draw_panel(ax, sets: pd.DataFrame, points: pd.DataFrame, x: str, y: str, da
         line = ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, marker="o", capsize=2, label=label, color=colours[label],
                            linestyle="-" if knob in group.columns and len(group) > 1 else "none")
         if knob in group.columns:
-            for xv, yv, kv in zip(xs, ys, group[knob]):
-                ax.annotate(f"{knob.removeprefix('knob_')}={kv}", (xv, yv), textcoords="offset points",
-                            xytext=(4, 4), fontsize=7, color=line.lines[0].get_color())
+            for i, (xv, yv, kv) in enumerate(zip(xs, ys, group[knob])):  # alternate sides: neighbours overlap less
+                ax.annotate(f"{knob.removeprefix('knob_')}={store.knob_text(kv)}", (xv, yv), textcoords="offset points",
+                            xytext=(4, 4 if i % 2 == 0 else -11), fontsize=7, color=line.lines[0].get_color())
     x_better, y_better = higher_is_better(sets, x), higher_is_better(sets, y)
     if x_better is not None and y_better is not None and len(points) > 1:
         gx = points[f"{x}_value"].to_numpy(float) * (1 if x_better else -1)

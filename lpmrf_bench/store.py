@@ -189,9 +189,14 @@ def knob_columns(frame: pd.DataFrame) -> list[str]:
 def config_labels(frame: pd.DataFrame) -> pd.Series:
     """"method knob=v ..." per row: how tables, charts and verdicts name a configuration."""
     knobs = knob_columns(frame)
-    labels = [method + "".join(f" {k.removeprefix('knob_')}={v}" for k, v in zip(knobs, values) if pd.notna(v))
+    labels = [method + "".join(f" {k.removeprefix('knob_')}={knob_text(v)}" for k, v in zip(knobs, values) if pd.notna(v))
               for method, *values in frame[["method", *knobs]].itertuples(index=False)]
     return pd.Series(labels, index=frame.index, dtype=object)
+
+
+def knob_text(value: object) -> str:
+    """A knob value as typed: an integer knob read back as float (a column with gaps) shows as `25`, not `25.0`."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def find_config(frame: pd.DataFrame, name: str) -> str:
