@@ -35,7 +35,7 @@ def test_points_are_the_set_values_and_the_sweep_is_a_curve_in_knob_order(run_di
     figure = pd_tradeoff(sets, "psnr", "ssim")
     ax = figure.axes[0]
     curves = {text.get_text() for text in ax.texts}
-    assert curves == {"gain=0.8", "gain=0.9", "gain=1.0"}
+    assert curves == {"gain=0.8", "gain=0.9", "gain=1"}  # an integral value prints as an integer
     scale = sets[sets.method == "test-scale"].pivot_table(index="knob_gain", columns="metric", values="value")
     lines = {container.get_label(): container.lines[0] for container in ax.containers}  # the data line of each
     line = lines["test-scale"]
