@@ -36,8 +36,9 @@ def test_list_methods_says_which_weights_are_missing():
     assert " yes " in rows["identity"] + " "
     assert "weights missing: swinir_restoration512_L1.pth" in rows["posterior-mean"]  # the test cache is empty
     assert "weights missing:" in rows["pmrf"] and "model.safetensors" in rows["pmrf"]
-    assert "needs --weights latent-pmrf=PATH" in rows["latent-pmrf"]
-    assert not any(" yes" in rows[m] for m in ("pmrf", "posterior-mean", "latent-pmrf", "vae-recon"))
+    # latent-pmrf's default weights are the embedded ones, inside the package; the others default to published files
+    assert "embedded (here)" in rows["latent-pmrf"] and " yes " in rows["latent-pmrf"]
+    assert not any(" yes" in rows[m] for m in ("pmrf", "posterior-mean", "vae-recon"))
 
 
 def test_list_metrics_says_which_weights_are_missing_and_tables_fit_100_columns():
@@ -52,13 +53,15 @@ def test_weights_verify_tells_published_first_seen_and_empty_apart(tmp_path):
     from lpmrf_bench.models.pmrf_loading import DIFFACE_SWINIR
 
     empty = invoke("weights", "verify", "--weights-dir", str(tmp_path / "nothing"))
-    assert empty.exit_code == 0 and "nothing verified" in empty.output and "ok" not in empty.output.split()
+    assert empty.exit_code == 0 and "no downloaded catalog file is cached" in empty.output
+    assert all(" embedded/" in line for line in empty.output.splitlines() if line.startswith("ok "))
     path = tmp_path / DIFFACE_SWINIR.path
     path.parent.mkdir(parents=True)
     path.write_bytes(b"some bytes")
     digest = hashlib.sha256(b"some bytes").hexdigest()
     first = invoke("weights", "verify", "--weights-dir", str(tmp_path)).output
-    assert f"recorded  {DIFFACE_SWINIR.path}  {digest} (none published" in first and "ok " not in first
+    assert f"recorded  {DIFFACE_SWINIR.path}  {digest} (none published" in first
+    assert not any(line.startswith("ok ") and " embedded/" not in line for line in first.splitlines())
     again = invoke("weights", "verify", "--weights-dir", str(tmp_path)).output
     assert f"same      {DIFFACE_SWINIR.path}  {digest}" in again
 

@@ -203,7 +203,7 @@ def test_fidelity_sweep_is_one_configuration_per_w_and_a_pd_curve(tmp_path, fold
     assert sorted(rows["knob_fidelity"].unique()) == [0.0, 0.5, 1.0] and rows["config_id"].nunique() == 3
     sets = pd.read_parquet(out / "sets.parquet")
     ax = pd_tradeoff(sets, "psnr", "ssim").axes[0]
-    assert {t.get_text() for t in ax.texts} == {"fidelity=0.0", "fidelity=0.5", "fidelity=1.0"}
+    assert {t.get_text() for t in ax.texts} == {"fidelity=0", "fidelity=0.5", "fidelity=1"}
     line = {container.get_label(): container.lines[0] for container in ax.containers}["codeformer"]
     want = sets[sets.metric == "psnr"].sort_values("knob_fidelity")["value"].to_numpy()
     np.testing.assert_allclose(np.asarray(line.get_xdata(), float), want)

@@ -95,7 +95,7 @@ def verify(names: tuple[str, ...], weights_dir: str | None) -> None:
 
     A file with no published hash and none recorded has its hash recorded now, and later runs check it.
     """
-    cache, bad, checked = W.cache_dir(weights_dir), 0, 0
+    cache, bad, checked, embedded = W.cache_dir(weights_dir), 0, 0, 0
     for wf in _select(names, False):
         path = W.stored_path(wf, cache)
         if not path.is_file():
@@ -103,6 +103,7 @@ def verify(names: tuple[str, ...], weights_dir: str | None) -> None:
                 click.echo(f"absent    {wf.path} (not in {cache})")
             continue
         checked += 1
+        embedded += wf.source.startswith("embedded:")
         known = W.expected_hash(wf, cache)
         try:
             digest = W.verify(wf, path, cache)
@@ -117,6 +118,7 @@ def verify(names: tuple[str, ...], weights_dir: str | None) -> None:
             click.echo(f"same      {wf.path}  {digest} (the hash first seen here; none is published)")
         else:
             click.echo(f"recorded  {wf.path}  {digest} (none published; recorded in {cache / 'hashes.json'})")
-    if not checked:
-        click.echo(f"no catalog file is cached in {cache}; nothing verified")
+    if checked == embedded:
+        what = f"only the {embedded} embedded file(s) were checked" if embedded else "nothing verified"
+        click.echo(f"no downloaded catalog file is cached in {cache}; {what}")
     sys.exit(1 if bad else 0)
