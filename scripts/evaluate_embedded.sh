@@ -14,7 +14,9 @@ PY=${PYTHON:-.venv/bin/python}
 RUNS=${RUNS:-runs/embedded}
 $PY scripts/embed_weights.py "$RUNS"
 rm -rf runs/embedded-default reports/baseline
-export LPMRF_BENCH_REFERENCES=${LPMRF_BENCH_REFERENCES:-$(mktemp -d)}  # an empty reference cache, as on a fresh clone
+if [ -z "${LPMRF_BENCH_REFERENCES:-}" ]; then  # an empty reference cache, as on a fresh clone; removed at exit
+  LPMRF_BENCH_REFERENCES=$(mktemp -d); trap 'rm -rf "$LPMRF_BENCH_REFERENCES"' EXIT; export LPMRF_BENCH_REFERENCES
+fi
 /usr/bin/time -f "default run: %e s wall" $BENCH run --out runs/embedded-default --no-progress
 $PY scripts/embedded_quality.py runs/embedded-default --steps 25
 mkdir -p reports/baseline

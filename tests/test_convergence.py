@@ -36,15 +36,11 @@ def test_never_reached_and_direction():
 
 
 def test_cli_reads_convergence_logs(tmp_path):
-    for name, values in (("pmrf", PMRF), ("latent", LATENT)):
-        (tmp_path / name).mkdir()
-        pd.DataFrame({"run_id": name, "step": STEPS, "wall_s": STEPS / 10.0, "images_seen": STEPS * 256, "metric": "fid",
-                      "spec": "fid/test-features/test-v1", "value": values, "n": 1000}).to_parquet(
-            tmp_path / name / "convergence.parquet")
-    result = CliRunner().invoke(main, ["speedup", str(tmp_path / "pmrf"), str(tmp_path / "latent")])
+    pmrf, latent = _logs(tmp_path)
+    result = CliRunner().invoke(main, ["speedup", str(pmrf), str(latent)])
     assert result.exit_code == 0, result.output
     assert "step 231186.4: 5.78x the steps" in result.output
-    missing = CliRunner().invoke(main, ["speedup", str(tmp_path / "pmrf"), str(tmp_path)])
+    missing = CliRunner().invoke(main, ["speedup", str(pmrf), str(tmp_path)])
     assert missing.exit_code == 1 and "has no convergence.parquet" in missing.output
 
 
