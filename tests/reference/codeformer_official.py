@@ -21,7 +21,7 @@ Regenerate with:
 """
 from __future__ import annotations
 
-import importlib.util
+import functools
 import json
 import logging
 import sys
@@ -34,6 +34,8 @@ from safetensors.torch import save_file
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
 from _codeformer_tiny import REFERENCE_CASES, REFERENCE_SEED, random_state, reference_input  # noqa: E402
+from _official_source import Registry  # noqa: E402
+from _official_source import module as load_module  # noqa: E402
 
 # The tiny configuration (tests: CONFIGS["codeformer_tiny"]): 32x32 in, channels 32/64, attention at 16.
 TINY = dict(img_size=32, nf=32, ch_mult=[1, 2], dim_embd=64, n_head=4, n_layers=2, codebook_size=64,
@@ -49,23 +51,7 @@ OUT = TESTS / "reference" / "codeformer_official_tiny.safetensors"
 
 
 def load_official(root: Path) -> types.ModuleType:
-    def module(name: str, rel: str | None = None, **attrs) -> types.ModuleType:
-        if rel is None:
-            mod = types.ModuleType(name)
-            mod.__path__ = []
-        else:
-            spec = importlib.util.spec_from_file_location(name, root / rel)
-            mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        mod.__dict__.update(attrs)
-        if rel is not None:
-            spec.loader.exec_module(mod)
-        return mod
-
-    class Registry:
-        def register(self):
-            return lambda cls: cls
-
+    module = functools.partial(load_module, root)
     module("codeformer")
     module("codeformer.basicsr")
     module("codeformer.basicsr.utils", get_root_logger=logging.getLogger)

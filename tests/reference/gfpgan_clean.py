@@ -19,16 +19,17 @@ Needs torch and safetensors only. Regenerate with:
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import math
 import sys
-import types
 import zlib
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
+
+from _official_source import Registry
+from _official_source import module as load_module
 
 HERE = Path(__file__).parent
 # the released configuration (gfpgan/utils.py GFPGANer, arch "clean"); TINY only shrinks the sizes
@@ -79,23 +80,7 @@ def reference_inputs(noise_shapes: list[tuple[int, int, int]]) -> tuple[torch.Te
 
 
 def load_official(root: Path):
-    def module(name: str, rel: str | None = None, **attrs):
-        if rel is None:
-            mod = types.ModuleType(name)
-            mod.__path__ = []
-        else:
-            spec = importlib.util.spec_from_file_location(name, root / rel)
-            mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        mod.__dict__.update(attrs)
-        if rel is not None:
-            spec.loader.exec_module(mod)
-        return mod
-
-    class Registry:
-        def register(self):
-            return lambda cls: cls
-
+    module = functools.partial(load_module, root)
     for name in ("basicsr", "basicsr.utils", "basicsr.archs", "gfpgan", "gfpgan.archs"):
         module(name)
     module("basicsr.utils.registry", ARCH_REGISTRY=Registry())

@@ -11,14 +11,16 @@ installed. Regenerate with:
 """
 from __future__ import annotations
 
-import importlib.util
+import functools
 import json
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
 from skimage import data as skdata
+
+from _official_source import Registry
+from _official_source import module as load_module
 
 
 def reference_images() -> dict[str, np.ndarray]:
@@ -38,23 +40,7 @@ def reference_images() -> dict[str, np.ndarray]:
 
 
 def load_basicsr_niqe(root: Path):
-    def module(name: str, rel: str | None = None, **attrs):
-        if rel is None:
-            mod = types.ModuleType(name)
-            mod.__path__ = []
-        else:
-            spec = importlib.util.spec_from_file_location(name, root / rel)
-            mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        mod.__dict__.update(attrs)
-        if rel is not None:
-            spec.loader.exec_module(mod)
-        return mod
-
-    class Registry:
-        def register(self):
-            return lambda fn: fn
-
+    module = functools.partial(load_module, root)
     module("basicsr")
     utils = module("basicsr.utils")
     module("basicsr.utils.registry", METRIC_REGISTRY=Registry())
