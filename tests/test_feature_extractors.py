@@ -12,6 +12,7 @@ import pytest
 import torch
 import torchvision
 
+from _random_weights import random_published_state
 from lpmrf_bench import weights as W
 from lpmrf_bench.metrics.extractors import EXTRACTORS, MOBILENET_V2_WEIGHTS, load_mobilenet_v2, mobilenet_features
 
@@ -19,23 +20,7 @@ MANIFEST = json.loads((Path(__file__).parent / "manifests" / "torchvision_mobile
 
 
 def random_mobilenet_state(seed: int) -> dict[str, torch.Tensor]:
-    """Random non-zero tensors with the published file's keys and shapes, scaled so activations neither vanish
-    nor saturate ReLU6 (convolutions ~ 1/sqrt(fan-in), batch-norm statistics near identity)."""
-    g = torch.Generator().manual_seed(seed)
-    state = {}
-    for key, shape in MANIFEST["keys"].items():
-        if key.endswith("num_batches_tracked"):
-            state[key] = torch.tensor(7)
-        elif len(shape) > 1:
-            fan_in = torch.tensor(shape[1:]).prod().item()
-            state[key] = torch.randn(shape, generator=g) * 1.5 / fan_in ** 0.5
-        elif key.endswith("running_var"):
-            state[key] = torch.rand(shape, generator=g) * 0.2 + 0.9
-        elif key.endswith(".weight"):
-            state[key] = 1.0 + 0.1 * torch.randn(shape, generator=g)
-        else:
-            state[key] = 0.05 * torch.randn(shape, generator=g)
-    return state
+    return random_published_state(MANIFEST["keys"], seed, gain=1.5)  # 1.5: ReLU6 neither dead nor saturated
 
 
 def test_manifest_is_torchvisions_layout():

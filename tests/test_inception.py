@@ -9,6 +9,7 @@ from unittest import mock
 import pytest
 import torch
 
+from _random_weights import random_published_state
 from lpmrf_bench import weights as W
 from lpmrf_bench.metrics.extractors import EXTRACTORS
 from lpmrf_bench.metrics.inception import (FIDInceptionV3, inception_features, load_fid_inception, pyiqa_input,
@@ -17,30 +18,10 @@ from lpmrf_bench.metrics.inception import (FIDInceptionV3, inception_features, l
 MANIFEST = json.loads((Path(__file__).parent / "manifests" / "fid_inception_v3.json").read_text())
 
 
-def random_inception_state(seed: int) -> dict[str, torch.Tensor]:
-    """Random non-zero tensors in the published layout, scaled (He-like convolutions, batch norm near identity)
-    so the 2048-d pool neither vanishes nor explodes."""
-    g = torch.Generator().manual_seed(seed)
-    state = {}
-    for key, shape in MANIFEST["keys"].items():
-        if key.endswith("num_batches_tracked"):
-            state[key] = torch.tensor(3)
-        elif len(shape) > 1:
-            fan_in = torch.tensor(shape[1:]).prod().item()
-            state[key] = torch.randn(shape, generator=g) * 1.6 / fan_in ** 0.5
-        elif key.endswith("running_var"):
-            state[key] = torch.rand(shape, generator=g) * 0.2 + 0.9
-        elif key.endswith("bn.weight"):
-            state[key] = 1.0 + 0.1 * torch.randn(shape, generator=g)
-        else:
-            state[key] = 0.05 * torch.randn(shape, generator=g)
-    return state
-
-
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("inception") / "weights-inception-2015-12-05-6726825d.pth"
-    torch.save(random_inception_state(0), path)
+    torch.save(random_published_state(MANIFEST["keys"], 0), path)
     return path
 
 
@@ -52,9 +33,9 @@ def test_manifest_is_both_libraries_layout():
     import torch_fidelity.feature_extractor_inceptionv3 as tfid
     from pytorch_fid import inception as ptfid
 
-    with mock.patch.object(ptfid, "load_state_dict_from_url", return_value=random_inception_state(1)):
+    with mock.patch.object(ptfid, "load_state_dict_from_url", return_value=random_published_state(MANIFEST["keys"], 1)):
         pytorch_fid_keys = {k: list(v.shape) for k, v in ptfid.fid_inception_v3().state_dict().items()}
-    with mock.patch.object(tfid, "load_state_dict_from_url", return_value=random_inception_state(1)):
+    with mock.patch.object(tfid, "load_state_dict_from_url", return_value=random_published_state(MANIFEST["keys"], 1)):
         fidelity = tfid.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
     assert {k: list(v.shape) for k, v in fidelity.state_dict().items()} == MANIFEST["keys"]
     assert pytorch_fid_keys == MANIFEST["keys"]

@@ -9,22 +9,16 @@ import pytest
 import torch
 import torchvision
 
+from _random_weights import random_published_state
 from lpmrf_bench.metrics.extractors import EXTRACTORS, load_vgg16_fc2, vgg16_features
 
 MANIFEST = json.loads((Path(__file__).parent / "manifests" / "torchvision_vgg16.json").read_text())
 
 
-def random_vgg16_state(seed: int) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return {key: (torch.randn(shape, generator=g) * 1.6 / torch.tensor(shape[1:]).prod().item() ** 0.5
-                  if len(shape) > 1 else 0.05 * torch.randn(shape, generator=g))
-            for key, shape in MANIFEST["keys"].items()}
-
-
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("vgg") / "vgg16-397923af.pth"
-    torch.save(random_vgg16_state(0), path)
+    torch.save(random_published_state(MANIFEST["keys"], 0), path)
     return path
 
 
