@@ -1,10 +1,14 @@
 """Shared test set-up: offline, a private weight cache, and real photographs from scikit-image."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 from skimage import data as skdata
+
+from lpmrf_bench.imageio import write_png
 
 
 @pytest.fixture(autouse=True)
@@ -42,3 +46,11 @@ def photo_pairs() -> list[tuple[str, np.ndarray, np.ndarray]]:
         degraded = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
         pairs.append((name, degraded, clean))
     return pairs
+
+
+def write_pairs(root: Path, pairs: list[tuple[str, np.ndarray, np.ndarray]]) -> Path:
+    """(name, degraded, clean) pairs as a paired folder dataset: root/lq/<name>.png and root/gt/<name>.png."""
+    for name, degraded, clean in pairs:
+        write_png(root / "lq" / f"{name}.png", degraded)
+        write_png(root / "gt" / f"{name}.png", clean)
+    return root

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 from skimage.metrics import peak_signal_noise_ratio
 
+from conftest import write_pairs
 from lpmrf_bench.cli.main import main
 from lpmrf_bench.imageio import read_image, write_png
 from lpmrf_bench.restorers import RESTORERS, RestorerSpec
@@ -23,11 +24,7 @@ def invoke(*args: str):
 
 @pytest.fixture()
 def paired(tmp_path, photo_pairs):
-    root = tmp_path / "pairs"
-    for name, degraded, clean in photo_pairs:
-        write_png(root / "lq" / f"{name}.png", degraded)
-        write_png(root / "gt" / f"{name}.png", clean)
-    return root
+    return write_pairs(tmp_path / "pairs", photo_pairs)
 
 
 def test_list_methods_says_which_weights_are_missing():

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from conftest import write_pairs
 from lpmrf_bench.cli.main import main
-from lpmrf_bench.imageio import write_png
 from lpmrf_bench.metrics.setlevel import SET_METRICS
 from lpmrf_bench.plots import pd_tradeoff
 from lpmrf_bench.restorers import RESTORERS
@@ -16,9 +16,7 @@ from lpmrf_bench.restorers import RESTORERS
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, photo_pairs):
     root = tmp_path_factory.mktemp("plots")
-    for name, degraded, clean in photo_pairs:
-        write_png(root / "pairs" / "lq" / f"{name}.png", degraded)
-        write_png(root / "pairs" / "gt" / f"{name}.png", clean)
+    write_pairs(root / "pairs", photo_pairs)
     out = root / "run"
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(RESTORERS._targets, "test-scale", "test_run_cli:SCALE")

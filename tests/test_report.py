@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from conftest import write_pairs
 from lpmrf_bench.cli.main import main
-from lpmrf_bench.imageio import write_png
 from lpmrf_bench.report.grids import pick_images
 from lpmrf_bench.restorers import RESTORERS, RestorerSpec
 from lpmrf_bench.store import config_labels
@@ -45,9 +45,7 @@ class Collect(HTMLParser):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, photo_pairs):
     root = tmp_path_factory.mktemp("report")
-    for name, degraded, clean in photo_pairs:
-        write_png(root / "pairs" / "lq" / f"{name}.png", degraded)
-        write_png(root / "pairs" / "gt" / f"{name}.png", clean)
+    write_pairs(root / "pairs", photo_pairs)
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(RESTORERS._targets, "test-scale", "test_run_cli:SCALE")
         for methods, extra in (("test-scale", ["--sweep", "gain=0.8,1.0", "--save-images"]), ("identity", [])):

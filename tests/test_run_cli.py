@@ -12,6 +12,7 @@ import torch
 from click.testing import CliRunner
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from conftest import write_pairs
 from lpmrf_bench.cli.main import main
 from lpmrf_bench.imageio import write_png
 from lpmrf_bench.restorers import RESTORERS, RestorerSpec
@@ -23,11 +24,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 @pytest.fixture()
 def paired(tmp_path, photo_pairs) -> Path:
-    root = tmp_path / "pairs"
-    for name, degraded, clean in photo_pairs:
-        write_png(root / "lq" / f"{name}.png", degraded)
-        write_png(root / "gt" / f"{name}.png", clean)
-    return root
+    return write_pairs(tmp_path / "pairs", photo_pairs)
 
 
 def invoke(*args: str):

@@ -104,16 +104,14 @@ def test_files_that_are_no_checkpoint_say_so(tmp_path):
 
 def test_junk_metric_weights_skip_that_metric_only(tmp_path, photo_pairs, monkeypatch):
     """A corrupt file where ArcFace's weights belong skips `deg` with the reason; the run completes."""
-    from lpmrf_bench.imageio import write_png
+    from conftest import write_pairs
     from lpmrf_bench.metrics.face import ARCFACE_R18
 
     cache = tmp_path / "cache"
     (cache / ARCFACE_R18.path).parent.mkdir(parents=True)
     (cache / ARCFACE_R18.path).write_bytes(b"<html>quota exceeded</html>")
     monkeypatch.setenv(W.CACHE_ENV, str(cache))
-    for name, degraded, clean in photo_pairs[:2]:
-        write_png(tmp_path / "pairs" / "lq" / f"{name}.png", degraded)
-        write_png(tmp_path / "pairs" / "gt" / f"{name}.png", clean)
+    write_pairs(tmp_path / "pairs", photo_pairs[:2])
     result = CliRunner().invoke(main, ["run", "--methods", "identity", "--datasets", str(tmp_path / "pairs"),
                                        "--out", str(tmp_path / "run"), "--no-progress"])
     assert result.exit_code == 0, result.output

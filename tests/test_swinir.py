@@ -1,4 +1,5 @@
 """SwinIR: published layout (manifest), and the forward against a restatement of the published maths."""
+import dataclasses
 import json
 from pathlib import Path
 
@@ -110,6 +111,19 @@ def test_forward_matches_published_maths(size):
         want = reference_forward(model.state_dict(), TINY, x)
     assert got.shape == (2, 3, size, size)
     assert (got - want).abs().max().item() < 1e-9
+
+
+def test_residual_variant_adds_the_input_and_starts_at_the_identity():
+    """`residual` (the embedded swinir_S): published maths minus the RGB mean plus the input; zero last conv at init."""
+    cfg = dataclasses.replace(TINY, residual=True)
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.equal(SwinIR(cfg).double()(x), x)
+        model = randomize(SwinIR(cfg), seed=0).double().eval()
+        mean = torch.tensor((0.4488, 0.4371, 0.4040), dtype=torch.float32).view(1, 3, 1, 1).double()
+        want = reference_forward(model.state_dict(), cfg, x) - mean + x
+        assert (model(x) - want).abs().max().item() < 1e-9
+    assert SWINIR_CONFIGS["swinir_S"].residual and not SWINIR_CONFIGS["swinir_L"].residual
 
 
 @pytest.mark.slow
