@@ -16,7 +16,7 @@ class Registry:
         return lambda obj: obj
 
 
-def module(root: Path, name: str, rel: str | None = None, **attrs) -> types.ModuleType:
+def install_module(root: Path, name: str, rel: str | None = None, **attrs) -> types.ModuleType:
     """Registers `name` in sys.modules: the file `root / rel` executed as that module, or an empty package when
     `rel` is None; `attrs` are set before the file runs (the stubbed names it imports)."""
     if rel is None:

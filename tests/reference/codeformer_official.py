@@ -34,8 +34,7 @@ from safetensors.torch import save_file
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
 from _codeformer_tiny import REFERENCE_CASES, REFERENCE_SEED, random_state, reference_input  # noqa: E402
-from _official_source import Registry  # noqa: E402
-from _official_source import module as load_module  # noqa: E402
+from _official_source import Registry, install_module  # noqa: E402
 
 # The tiny configuration (tests: CONFIGS["codeformer_tiny"]): 32x32 in, channels 32/64, attention at 16.
 TINY = dict(img_size=32, nf=32, ch_mult=[1, 2], dim_embd=64, n_head=4, n_layers=2, codebook_size=64,
@@ -51,7 +50,7 @@ OUT = TESTS / "reference" / "codeformer_official_tiny.safetensors"
 
 
 def load_official(root: Path) -> types.ModuleType:
-    module = functools.partial(load_module, root)
+    module = functools.partial(install_module, root)
     module("codeformer")
     module("codeformer.basicsr")
     module("codeformer.basicsr.utils", get_root_logger=logging.getLogger)

@@ -28,8 +28,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from _official_source import Registry
-from _official_source import module as load_module
+from _official_source import Registry, install_module
 
 HERE = Path(__file__).parent
 # the released configuration (gfpgan/utils.py GFPGANer, arch "clean"); TINY only shrinks the sizes
@@ -80,7 +79,7 @@ def reference_inputs(noise_shapes: list[tuple[int, int, int]]) -> tuple[torch.Te
 
 
 def load_official(root: Path):
-    module = functools.partial(load_module, root)
+    module = functools.partial(install_module, root)
     for name in ("basicsr", "basicsr.utils", "basicsr.archs", "gfpgan", "gfpgan.archs"):
         module(name)
     module("basicsr.utils.registry", ARCH_REGISTRY=Registry())

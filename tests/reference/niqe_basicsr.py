@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 from skimage import data as skdata
 
-from _official_source import Registry
-from _official_source import module as load_module
+from _official_source import Registry, install_module
 
 
 def reference_images() -> dict[str, np.ndarray]:
@@ -40,7 +39,7 @@ def reference_images() -> dict[str, np.ndarray]:
 
 
 def load_basicsr_niqe(root: Path):
-    module = functools.partial(load_module, root)
+    module = functools.partial(install_module, root)
     module("basicsr")
     utils = module("basicsr.utils")
     module("basicsr.utils.registry", METRIC_REGISTRY=Registry())
