@@ -121,8 +121,34 @@ def with_labels(sets: pd.DataFrame) -> pd.DataFrame:
     return sets.assign(label=[m if runs[m] == 1 else f"{m} ({r})" for m, r in zip(sets["method"], sets["run"])])
 
 
+KnobLabel = tuple[float, float, str, str]  # x, y, text, colour
+LABEL_OFFSETS = ((4, 4), (4, -11), (-4, 4), (-4, -11))  # points: right-above, right-below, left-above, left-below
+
+
+def place_labels(ax, labels: list[KnobLabel]) -> None:
+    """Put each knob label beside its point at the first offset where it overlaps no label already placed.
+
+    A label with no free offset is left out: its point stays on the curve between labelled neighbours, which
+    reads better than a pile of overlapping text. Labels also keep off the legend. Run after the layout is final
+    (positions are in pixels).
+    """
+    renderer = ax.figure.canvas.get_renderer()
+    placed = [ax.get_legend().get_window_extent(renderer)] if ax.get_legend() else []
+    for xv, yv, text, colour in labels:
+        for dx, dy in LABEL_OFFSETS:
+            note = ax.annotate(text, (xv, yv), textcoords="offset points", xytext=(dx, dy), fontsize=7, color=colour,
+                               ha="left" if dx > 0 else "right")
+            box = note.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed):
+                placed.append(box)
+                break
+            note.remove()
+
+
 def _draw_panel(ax, sets: pd.DataFrame, points: pd.DataFrame, x: str, y: str, dataset: str,
-                colours: dict[str, str]) -> None:
+                colours: dict[str, str]) -> list[KnobLabel]:
+    """Draw one dataset's points and curves; return the knob labels to place once the layout is final."""
+    labels: list[KnobLabel] = []
     for label, group in points.groupby("label", sort=True):
         knob = pd_knob(group["method"].iloc[0])
         if knob in group.columns:
@@ -135,9 +161,9 @@ def _draw_panel(ax, sets: pd.DataFrame, points: pd.DataFrame, x: str, y: str, da
         line = ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, marker="o", capsize=2, label=label, color=colours[label],
                            linestyle="-" if knob in group.columns and len(group) > 1 else "none")
         if knob in group.columns:
-            for i, (xv, yv, kv) in enumerate(zip(xs, ys, group[knob])):  # alternate sides: neighbours overlap less
-                ax.annotate(f"{knob.removeprefix('knob_')}={store.knob_text(kv)}", (xv, yv), textcoords="offset points",
-                            xytext=(4, 4 if i % 2 == 0 else -11), fontsize=7, color=line.lines[0].get_color())
+            texts = [f"{knob.removeprefix('knob_')}={store.knob_text(kv)}" for kv in group[knob]]
+            ends_first = dict.fromkeys([0, len(texts) - 1, *range(1, len(texts) - 1)])  # a curve's ends keep theirs
+            labels += [(xs[i], ys[i], texts[i], line.lines[0].get_color()) for i in ends_first]
     x_better, y_better = higher_is_better(sets, x), higher_is_better(sets, y)
     if x_better is not None and y_better is not None and len(points) > 1:
         gx = points[f"{x}_value"].to_numpy(float) * (1 if x_better else -1)
@@ -154,6 +180,7 @@ def _draw_panel(ax, sets: pd.DataFrame, points: pd.DataFrame, x: str, y: str, da
     ax.set_title(f"perception-distortion: {dataset}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return labels
 
 
 def pd_tradeoff(sets: pd.DataFrame, x: str = "psnr", y: str | None = None, dataset: str | None = None) -> Figure:
@@ -170,9 +197,10 @@ def pd_tradeoff(sets: pd.DataFrame, x: str = "psnr", y: str | None = None, datas
     cols = min(len(panels), 2)
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(7 * cols, 5.2 * rows), dpi=120, squeeze=False)
-    for ax, (name, points) in zip(axes.flat, panels):
-        _draw_panel(ax, sets, points, x, y, name, colours)
+    labels = [_draw_panel(ax, sets, points, x, y, name, colours) for ax, (name, points) in zip(axes.flat, panels)]
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     fig.tight_layout()
+    for ax, panel_labels in zip(axes.flat, labels):
+        place_labels(ax, panel_labels)
     return fig

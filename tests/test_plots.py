@@ -155,3 +155,25 @@ def test_fd_mobilenet_is_the_default_perception_axis_and_lower_is_better():
     figure = pd_tradeoff(pd.concat([sets[sets["metric"] == "psnr"], fd]), "psnr", None, "celeba-test")
     ax = next(ax for ax in figure.axes if ax.get_visible())
     assert "fd_mobilenet (lower is better, axis reversed: better is up)" in ax.get_ylabel() and ax.yaxis_inverted()
+
+
+def test_clustered_sweep_labels_never_overlap_and_the_curve_ends_keep_theirs():
+    """Five K points within a few hundredths (latent-pmrf's sweep): labels are placed, not piled up."""
+    rows = []
+    for steps, psnr, lpips in ((1, 26.42, 0.300), (2, 26.40, 0.301), (5, 26.41, 0.299), (10, 26.39, 0.300),
+                               (25, 26.40, 0.2995)):
+        for metric, spec, value in (("psnr", PSNR, psnr), ("lpips", LPIPS, lpips)):
+            rows.append({"config_id": f"k{steps}", "method": "pmrf", "knob_steps": steps, "dataset": "d",
+                         "split": "test", "metric": metric, "spec": spec, "value": value, "ci_low": value - 0.2,
+                         "ci_high": value + 0.2})
+    rows += [{**row, "config_id": "id", "method": "identity", "knob_steps": None,
+              "value": row["value"] + (-3 if row["metric"] == "psnr" else 0.2)} for row in rows[:2]]
+    sets = pd.DataFrame(rows)
+    sets["knob_steps"] = sets["knob_steps"].astype("Int64")
+    figure = pd_tradeoff(sets, "psnr", "lpips")
+    ax = figure.axes[0]
+    renderer = figure.canvas.get_renderer()
+    texts = {t.get_text() for t in ax.texts}
+    assert {"steps=1", "steps=25"} <= texts and len(texts) < 5  # the ends first; some middle labels left out
+    boxes = [t.get_window_extent(renderer) for t in ax.texts] + [ax.get_legend().get_window_extent(renderer)]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
