@@ -23,9 +23,9 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from lpmrf_bench.data import DatasetSpec
 from lpmrf_bench.data import synthetic_faces_features as features
@@ -33,6 +33,9 @@ from lpmrf_bench.data.base import DatasetError, Sample
 from lpmrf_bench.data.degrade import DIFFACE, DegradationConfig, degrade
 from lpmrf_bench.data.synthetic_faces_draw import Canvas, Head, background, body, hair, hair_colour, head_layer
 from lpmrf_bench.data.synthetic_faces_params import FaceParams, sample_face_params
+
+if TYPE_CHECKING:
+    import torch
 
 F32 = np.float32
 TRAIN_SEEDS = 2**40  # train face seeds are [0, TRAIN_SEEDS)
@@ -207,6 +210,8 @@ class TrainingStream:
 
 
 def _to_tensors(arrays: tuple[np.ndarray, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch  # here, not at the top: `list datasets` imports this module and should not pay for torch
+
     gt, lq = (torch.from_numpy(a).permute(0, 3, 1, 2).to(torch.float32, memory_format=torch.contiguous_format)
               .div_(255.0) for a in arrays)
     return gt, lq
