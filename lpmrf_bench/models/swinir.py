@@ -36,7 +36,6 @@ class SwinIRConfig:
     residual: bool = False  # add the input to the output (ours, not published); `conv_last` starts at zero
 
 
-
 SWINIR_CONFIGS: dict[str, SwinIRConfig] = {
     "swinir_L": SwinIRConfig(),
     "swinir_M": SwinIRConfig(embed_dim=120, depths=(6,) * 5, num_heads=(6,) * 5),
