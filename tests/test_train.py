@@ -2,6 +2,9 @@
 logged, a toy flow learns the straight path, bf16 runs."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import torch
@@ -48,6 +51,16 @@ def test_exports_restore_through_run_with_the_validated_values(chain):
         assert len(ours) == last["n"] == 4
         assert ours["spec"].iloc[0] == last["spec"]
         assert ours["value"].mean() == pytest.approx(last["value"], rel=1e-12), m
+
+
+@pytest.mark.slow
+def test_pmrf_export_records_the_posterior_mean_as_named(chain, monkeypatch):
+    """Provenance only (the posterior mean's weights are inside the checkpoint): no path of the training machine."""
+    monkeypatch.chdir(chain["root"])
+    relative = tiny_train("pmrf", Path("pmrf-relative"), "steps=1", "posterior_mean=pm/export")
+    shipped = json.loads((chain["pmrf"].export_dir / "config.json").read_text())["depends_on"]
+    assert json.loads((relative.export_dir / "config.json").read_text())["depends_on"] == [
+        {"name": "pm/export", "sha256": shipped[0]["sha256"]}]
 
 
 @pytest.mark.slow
@@ -157,3 +170,4 @@ def test_speedup_reads_training_runs_as_they_are(chain):
     assert result.exit_code == 0, result.output
     logged = pd.read_parquet(chain["latent-pmrf"].run_dir / "convergence.parquet")
     assert f"psnr {logged['value'].iloc[0]:.4g} at step 2" in result.output
+

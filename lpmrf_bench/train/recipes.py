@@ -174,7 +174,7 @@ def pmrf_task(cfg: PMRFConfig, device: torch.device, size: int) -> Task:
         nets = PMRFNetworks(settings)
         nets.model.load_state_dict(ema.state_dict())
         nets.mmse_model.load_state_dict(posterior_mean.state_dict())
-        save_pmrf(folder, nets, ({"name": pm_ref.name, "sha256": pm_ref.sha256},))
+        save_pmrf(folder, nets, ({"name": cfg.posterior_mean, "sha256": pm_ref.sha256},))
 
     knobs = {"steps": cfg.val_steps, "noise_std": cfg.noise_std, "precision": cfg.precision}
     return Task(model, loss, export, "pmrf", knobs, f"velocity-mse/t/stratified/noise{cfg.noise_std:g}")
