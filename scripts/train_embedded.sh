@@ -13,16 +13,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs/embedded}
 BENCH=${BENCH:-.venv/bin/lpmrf-bench}
-threads=1
-[ "${1:-}" = pmrf ] || threads=2
+stage=${1:-}
+shift || true
+threads=2
+[ "$stage" = pmrf ] && threads=1
 export OMP_NUM_THREADS=${THREADS:-$threads} MKL_NUM_THREADS=${THREADS:-$threads}
 common=(--set device=cpu --set progress=false --set log_every=10 --set batch_size=16 --set seed=0
         --set checkpoint_every=250 --set keep_checkpoints=2 --set val_batch_size=16 --set val_images=128
         --set warmup_steps=200 --set lr_schedule=cosine)
 flow=(--set val_every=250 --set val_steps=10 --set val_metrics=fd_mobilenet,psnr --set ema_decay=0.999
       --set steps=4000 --set lr=5e-4)
-stage=${1:-}
-shift || true
 case "$stage" in
   posterior-mean)
     $BENCH train posterior-mean --out "$RUNS/posterior-mean" "${common[@]}" --set arch=swinir_S --set steps=11000 \

@@ -58,9 +58,9 @@ def test_pmrf_export_records_the_posterior_mean_as_named(chain, monkeypatch):
     """Provenance only (the posterior mean's weights are inside the checkpoint): no path of the training machine."""
     monkeypatch.chdir(chain["root"])
     relative = tiny_train("pmrf", Path("pmrf-relative"), "steps=1", "posterior_mean=pm/export")
-    shipped = json.loads((chain["pmrf"].export_dir / "config.json").read_text())["depends_on"]
+    absolute = json.loads((chain["pmrf"].export_dir / "config.json").read_text())["depends_on"]
     assert json.loads((relative.export_dir / "config.json").read_text())["depends_on"] == [
-        {"name": "pm/export", "sha256": shipped[0]["sha256"]}]
+        {"name": "pm/export", "sha256": absolute[0]["sha256"]}]
 
 
 @pytest.mark.slow
@@ -170,4 +170,3 @@ def test_speedup_reads_training_runs_as_they_are(chain):
     assert result.exit_code == 0, result.output
     logged = pd.read_parquet(chain["latent-pmrf"].run_dir / "convergence.parquet")
     assert f"psnr {logged['value'].iloc[0]:.4g} at step 2" in result.output
-
