@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from lpmrf_bench.cpu_allocator import retain_freed_memory
 from lpmrf_bench.models.archs import build_arch
 from lpmrf_bench.models.pmrf_loading import save_posterior_mean
 from lpmrf_bench.models.sim_vae import SimVAE, SimVAEConfig
@@ -33,7 +34,7 @@ SIZES = {
                      "layers_mid_block": 1}},
     "embedded": {"data": "synthetic-faces:train", "side": 64, "posterior-mean": "swinir_S", "pmrf": "hdit_S",
                  "latent-pmrf": "latent_flow_S",
-                 "vae": {"block_out_channels": (32, 64, 64, 64), "latent_channels": 8, "layers_per_block": 1,
+                 "vae": {"block_out_channels": (16, 64), "latent_channels": 4, "layers_per_block": 1,
                          "layers_mid_block": 1}},
     "published": {"data": "synthetic-faces-512:train", "side": 512, "posterior-mean": "swinir_L",
                   "pmrf": "hdit_ImageNet256Sp4", "latent-pmrf": "latent_flow", "vae": {}},
@@ -94,9 +95,11 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--workers", type=int, default=0, help="processes rendering the next step's pairs ahead")
     args = parser.parse_args()
+    retained = retain_freed_memory()  # as `lpmrf-bench train` does
     name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else f"cpu ({torch.get_num_threads()} threads)"
     print(f"device: {name}; batch {args.batch_size}, {args.precision}{', compiled' if args.compile else ''}, "
-          f"{args.workers} data workers; {args.steps} timed steps after {args.warmup}")
+          f"{args.workers} data workers; {args.steps} timed steps after {args.warmup}; glibc retains freed memory: "
+          f"{retained}")
     print(f"{'recipe':<16}{'size':<11}{'steps/s':>10}{'images/s':>11}")
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes.split(","):

@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from lpmrf_bench.cpu_allocator import retaining_freed_memory
+
 PACKAGES = ("lpmrf-bench", "torch", "torchvision", "numpy", "pandas", "pyarrow", "opencv-python-headless", "pillow",
             "lpips", "torchmetrics", "clean-fid", "pyiqa", "safetensors", "huggingface_hub")
 
@@ -41,7 +43,8 @@ def git_commit(path: Path | None = None) -> str | None:
 def device_info(device: torch.device) -> dict[str, Any]:
     info: dict[str, Any] = {"device": str(device), "cpu": platform.processor() or platform.machine(),
                             "torch_threads": torch.get_num_threads(),
-                            "float32_matmul_precision": torch.get_float32_matmul_precision()}  # "high" = TF32
+                            "float32_matmul_precision": torch.get_float32_matmul_precision(),  # "high" = TF32
+                            "glibc_retains_freed_memory": retaining_freed_memory()}
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),

@@ -1,8 +1,15 @@
-"""Flex-attention neighborhood attention against an explicit per-query loop over the NATTEN window."""
+"""Both neighborhood-attention paths (tiled on the CPU, flex elsewhere) against an explicit per-query loop over
+the NATTEN window."""
 import pytest
 import torch
 
-from lpmrf_bench.models.neighborhood import neighborhood_attention
+from lpmrf_bench.models.neighborhood import (
+    flex_neighborhood_attention,
+    neighborhood_attention,
+    tiled_neighborhood_attention,
+)
+
+PATHS = {"tiled": tiled_neighborhood_attention, "flex": flex_neighborhood_attention}
 
 
 def loop_reference(q, k, v, kernel_size, scale):
@@ -22,17 +29,19 @@ def loop_reference(q, k, v, kernel_size, scale):
     return out
 
 
-@pytest.mark.parametrize(
-    "height,width,kernel_size",
-    [(7, 7, 7), (9, 11, 3), (12, 10, 5), (13, 17, 7), (20, 9, 5), (16, 16, 7), (23, 29, 7)],
-)
+# sides below, at and above the CPU query tile (4), multiples of it and not (the last tile then overlaps)
+SHAPES = [(3, 3, 3), (7, 7, 7), (9, 11, 3), (12, 10, 5), (13, 17, 7), (20, 9, 5), (16, 16, 7), (23, 29, 7)]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("height,width,kernel_size", SHAPES)
 @pytest.mark.slow
-def test_matches_explicit_window_loop(height, width, kernel_size):
+def test_matches_explicit_window_loop(path, height, width, kernel_size):
     gen = torch.Generator().manual_seed(height * 100 + width * 10 + kernel_size)
     q, k = (torch.randn(2, 3, height, width, 8, generator=gen) for _ in range(2))
     v = torch.randn(2, 3, height, width, 6, generator=gen)
     scale = 0.7
-    got = neighborhood_attention(q, k, v, kernel_size, scale=scale)
+    got = PATHS[path](q, k, v, kernel_size, scale=scale)
     want = loop_reference(q, k, v, kernel_size, scale)
     assert got.shape == (2, 3, height, width, 6)
     assert (got.double() - want).abs().max().item() < 1e-5
@@ -78,11 +87,38 @@ def test_cpu_gradient_path_matches_loop_values_and_gradients():
         assert (g - r).abs().max().item() < 1e-10
 
 
-def test_flex_path_for_maps_above_the_dense_limit_matches_the_loop(monkeypatch):
+@pytest.mark.parametrize("path", PATHS)
+def test_each_path_matches_the_loop_on_a_small_map(path):
+    """The fast subset's check of both paths (the slow test above covers more shapes)."""
+    gen = torch.Generator().manual_seed(5)
+    q, k, v = (torch.randn(1, 2, 10, 7, 8, generator=gen) for _ in range(3))
+    got = PATHS[path](q, k, v, 5, scale=0.7)
+    assert (got.double() - loop_reference(q, k, v, 5, 0.7)).abs().max().item() < 1e-5
+
+
+def test_cpu_tensors_take_the_tiled_path(monkeypatch):
     from lpmrf_bench.models import neighborhood
 
-    monkeypatch.setattr(neighborhood, "DENSE_CPU_MAX_TOKENS", 0)  # every map takes flex_attention, as 512 px ones do
-    gen = torch.Generator().manual_seed(5)
-    q, k, v = (torch.randn(1, 2, 12, 10, 8, generator=gen) for _ in range(3))
-    got = neighborhood_attention(q, k, v, 5, scale=0.7)
-    assert (got.double() - loop_reference(q, k, v, 5, 0.7)).abs().max().item() < 1e-5
+    def refuse(*args, **kwargs):
+        raise AssertionError("flex_attention called for CPU tensors")
+
+    monkeypatch.setattr(neighborhood, "flex_neighborhood_attention", refuse)
+    x = torch.randn(1, 1, 8, 8, 8)
+    neighborhood_attention(x, x, x, 3)
+
+
+def test_a_plan_first_built_in_inference_mode_serves_a_differentiated_pass():
+    """Training validates under inference_mode, then takes gradients through the same cached plan."""
+    from lpmrf_bench.models.neighborhood import tile_plan
+
+    tile_plan.cache_clear()
+    gen = torch.Generator().manual_seed(9)
+    with torch.inference_mode():
+        x = torch.randn(1, 2, 11, 9, 4, generator=gen, dtype=torch.float64)
+        tiled_neighborhood_attention(x, x, x, 3)
+    leaves = [torch.randn(1, 2, 11, 9, 4, generator=gen, dtype=torch.float64, requires_grad=True) for _ in range(3)]
+    weights = torch.randn(1, 2, 11, 9, 4, generator=gen, dtype=torch.float64)
+    grads = torch.autograd.grad((tiled_neighborhood_attention(*leaves, 3, scale=0.5) * weights).sum(), leaves)
+    grads_ref = torch.autograd.grad((loop_reference(*leaves, 3, 0.5) * weights).sum(), leaves)
+    for g, r in zip(grads, grads_ref):
+        assert (g - r).abs().max().item() < 1e-10

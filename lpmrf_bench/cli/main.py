@@ -19,6 +19,7 @@ from lpmrf_bench.cli.sets import compare_command, ref_stats_command, rescore_com
 from lpmrf_bench.cli.speedup import speedup_command
 from lpmrf_bench.cli.train import train_command
 from lpmrf_bench.cli.weights import weights_group
+from lpmrf_bench.cpu_allocator import retain_freed_memory
 
 
 @click.group(cls=CleanGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -29,6 +30,7 @@ from lpmrf_bench.cli.weights import weights_group
 def main(ctx: click.Context, verbose: bool, debug: bool) -> None:
     """Benchmark perceptual face restorers (PMRF, Latent-PMRF, baselines) the way the literature does."""
     ctx.meta[DEBUG_KEY] = debug
+    retain_freed_memory()  # CPU inference and training run faster; see lpmrf_bench/cpu_allocator.py
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.captureWarnings(True)
 

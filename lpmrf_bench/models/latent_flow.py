@@ -144,7 +144,7 @@ class Attention(nn.Module):
             y = neighborhood_attention(q, k, v, self.kernel_size)
         else:
             y = F.scaled_dot_product_attention(*(t.flatten(2, 3) for t in (q, k, v))).view(b, self.heads, h, w, -1)
-        return self.out(y.permute(0, 1, 4, 2, 3).reshape(b, c, h, w))
+        return self.out(y.permute(0, 2, 3, 1, 4).reshape(b, h, w, c).permute(0, 3, 1, 2))  # channels-last
 
 
 class FeedForward(nn.Module):
@@ -215,6 +215,7 @@ class LatentFlow(nn.Module):
         self.up_levels = nn.ModuleList(level(i, cfg.depths[i]) for i in range(n - 1))
         self.out_norm = RMSNorm2d(cfg.widths[0])
         self.proj_out = nn.Conv2d(cfg.widths[0], cfg.in_channels, 3, padding=1)
+        self.to(memory_format=torch.channels_last)
 
     def time_embedding(self, time: torch.Tensor) -> torch.Tensor:
         """[B] times -> [B, time_dim] condition: Fourier features (cos, sin) then the mapping network."""
@@ -225,7 +226,7 @@ class LatentFlow(nn.Module):
         if x.shape[-1] % factor or x.shape[-2] % factor:
             raise ValueError(f"latent sides must be multiples of {factor} for this flow network, got {tuple(x.shape[-2:])}")
         cond = self.time_embedding(time.expand(x.shape[0]))
-        h = self.proj_in(x)
+        h = self.proj_in(x.contiguous(memory_format=torch.channels_last))
         skips = []
         for blocks, down in zip(self.down_levels, self.downsamples):
             h = blocks(h, cond)
