@@ -9,7 +9,8 @@ nearest x2 + conv with a learned lerp to the skip on the way up. Each block is
     x = x + FeedForward(AdaRMSNorm(x, c))    GEGLU whose input projection also has a depthwise 3x3 conv
 
 with c = MappingNetwork(Linear(Fourier(time))). The network sees the time value its checkpoint records (t or
-sigma, times `time_scale`); it does not know which convention it was trained in. Layout is [B, C, H, W].
+sigma, times `time_scale`); it does not know which convention it was trained in. Layout is [B, C, H, W], kept
+channels-last in memory: oneDNN's depthwise convolutions run several times faster so on the CPU.
 """
 from __future__ import annotations
 
@@ -215,7 +216,7 @@ class LatentFlow(nn.Module):
         self.up_levels = nn.ModuleList(level(i, cfg.depths[i]) for i in range(n - 1))
         self.out_norm = RMSNorm2d(cfg.widths[0])
         self.proj_out = nn.Conv2d(cfg.widths[0], cfg.in_channels, 3, padding=1)
-        self.to(memory_format=torch.channels_last)
+        self.to(memory_format=torch.channels_last)  # weights too, or every convolution reorders them
 
     def time_embedding(self, time: torch.Tensor) -> torch.Tensor:
         """[B] times -> [B, time_dim] condition: Fourier features (cos, sin) then the mapping network."""
