@@ -3,7 +3,7 @@
 glibc serves allocations above its mmap threshold (128 KiB at start, raised as large blocks are freed, to at most
 32 MiB) straight from the kernel and unmaps them on free, so each new activation of a few MB is mapped and
 zero-filled again. A CPU forward pass allocates and frees such blocks in every layer: the 64 px latent flow spent
-about 40% of its time there (143 -> 85 ms per batch of 16 on 2 cores; benchmarks/cpu_inference.py). PyTorch's CPU
+about 45% of its time there (160 -> 88 ms per batch of 16 on 2 cores; benchmarks/cpu_inference.py). PyTorch's CPU
 tuning guides swap in jemalloc or tcmalloc for this; glibc's own thresholds give the same effect without a
 preloaded library. The cost: the process keeps its peak heap until it exits, which suits a command-line run.
 """

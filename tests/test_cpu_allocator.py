@@ -34,7 +34,7 @@ def test_a_large_block_is_mapped_by_default_and_comes_from_the_heap_once_retaine
     assert mapped_bytes_of_one_block("retain") == 0
 
 
-def test_every_command_retains_freed_memory_and_runs_record_it(tmp_path):
+def test_every_command_retains_freed_memory_and_runs_record_it():
     probe = ("from click.testing import CliRunner\n"
              "from lpmrf_bench.cli.main import main\n"
              "from lpmrf_bench.cpu_allocator import retaining_freed_memory\n"

@@ -24,8 +24,9 @@ from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex
 
 _compile_on_cuda = True
 
-# Query tile side of the CPU path: a k = 3 layer then scores 36 keys per query. 4 was the fastest of 4, 6, 8,
-# 12 and 16 for k = 3 and 7 at 16x16 to 128x128 tokens (2-core CPU).
+# Query tile side of the CPU path: a k = 3 layer then scores 36 keys per query. Of 4, 6, 8, 12 and 16 (2-core CPU,
+# forward), 4 was the fastest for k = 3 at 16x16 and 32x32 and k = 7 at 32x32, and within 6% of the fastest (8)
+# for k = 7 at 64x64 and 128x128.
 CPU_QUERY_TILE = 4
 
 
@@ -70,7 +71,7 @@ def neighborhood_block_mask(height: int, width: int, kernel_size: int, device: t
 
 def axis_tiling(size: int, kernel_size: int, device: torch.device) -> tuple[torch.Tensor, ...]:
     """Along one axis: query rows [n, T] of each tile, key rows [n, L] of its region, the in-window mask
-    [n, T, L], and for every index its position in the tiles laid end to end (tile * T + slot).
+    [n, T, L], and for every index the tile that computes it and its slot there.
 
     Tiles start at multiples of T, the last one shifted back to end at the border (it may overlap its
     neighbour; both compute the shared rows identically). A tile's region starts at its first query's window
@@ -88,8 +89,7 @@ def axis_tiling(size: int, kernel_size: int, device: torch.device) -> tuple[torc
     in_window = (key_rows[:, None, :] >= first) & (key_rows[:, None, :] < first + kernel_size)
     index = torch.arange(size)
     owner = (index // t).clamp(max=n - 1)
-    position = owner * t + index - query_start[owner]
-    return tuple(x.to(device) for x in (query_rows, key_rows, in_window, position))
+    return tuple(x.to(device) for x in (query_rows, key_rows, in_window, owner, index - query_start[owner]))
 
 
 @functools.lru_cache(maxsize=32)
@@ -101,8 +101,8 @@ def tile_plan(
     token its row in the tiles' output [H*W]. Built outside inference mode, so that a plan first made during
     inference can also serve a pass that is differentiated (index_select saves its index for the backward)."""
     with torch.inference_mode(False):
-        q_rows, k_rows, rows_in, row_position = axis_tiling(height, kernel_size, device)
-        q_cols, k_cols, cols_in, col_position = axis_tiling(width, kernel_size, device)
+        q_rows, k_rows, rows_in, row_tile, row_slot = axis_tiling(height, kernel_size, device)
+        q_cols, k_cols, cols_in, col_tile, col_slot = axis_tiling(width, kernel_size, device)
         (ny, ty, ly), (nx, tx, lx) = rows_in.shape, cols_in.shape
 
         def flat(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:  # [ny, r], [nx, c] -> [ny*nx*r*c]
@@ -111,8 +111,8 @@ def tile_plan(
         allowed = rows_in[:, None, :, None, :, None] & cols_in[None, :, None, :, None, :]
         allowed = allowed.reshape(ny * nx, ty * tx, ly * lx)
         bias = torch.zeros(allowed.shape, device=device, dtype=dtype).masked_fill(~allowed, float("-inf"))
-        tile_of = (row_position[:, None] // ty) * nx + col_position[None, :] // tx
-        output_rows = (tile_of * ty + row_position[:, None] % ty) * tx + col_position[None, :] % tx
+        tile = row_tile[:, None] * nx + col_tile[None, :]
+        output_rows = (tile * ty + row_slot[:, None]) * tx + col_slot[None, :]
         return flat(q_rows, q_cols), flat(k_rows, k_cols), bias, output_rows.flatten()
 
 
