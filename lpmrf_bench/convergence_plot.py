@@ -2,7 +2,8 @@
 
 With at least two runs, the steps-to-match reading is drawn as the Latent-PMRF paper draws it: a horizontal
 arrow at the candidate's value from its curve (at `at_step`) to the point where the baseline (the first run)
-first reaches that value, labelled with the ratio of steps (5.78x on the paper's own FID curves).
+first reaches that value, labelled with the ratio of steps (5.78x on the paper's own FID curves), or of training
+time or images seen on those axes.
 """
 from __future__ import annotations
 
@@ -16,13 +17,9 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import EngFormatter  # noqa: E402
 
 from lpmrf_bench import store  # noqa: E402
-from lpmrf_bench.convergence import Speedup, speedup  # noqa: E402
+from lpmrf_bench.convergence import PROGRESS_AXES, Speedup, speedup  # noqa: E402
 from lpmrf_bench.metrics import find_metric  # noqa: E402
 from lpmrf_bench.plots import wrap_spec  # noqa: E402
-
-X_AXES = {"step": ("step", "training steps"), "wall": ("wall_s", "wall-clock time (s)"),
-          "images": ("images_seen", "training images seen")}
-
 
 def lower_is_better(spec: str) -> bool:
     """Direction from the metric registry; distribution distances (FID and the offline ones) otherwise."""
@@ -32,39 +29,37 @@ def lower_is_better(spec: str) -> bool:
 
 def convergence_chart(curves: dict[str, pd.DataFrame], metric: str, x: str = "step",
                       at_step: float | None = None) -> tuple[Figure, list[tuple[str, Speedup]]]:
-    """Each run's curve (name -> its convergence rows of `metric`); returns the figure and the arrows' readings.
-
-    Arrows go from every other run to the first (the baseline), only on the step axis: the reading is a
-    ratio of steps.
+    """Each run's curve (name -> its convergence rows of `metric`) against training progress `x` (a
+    PROGRESS_AXES key); returns the figure and the arrows' readings, one from every other run to the first (the
+    baseline), a ratio of progress on the same axis.
     """
-    if x not in X_AXES:
-        raise ValueError(f"--x must be one of {', '.join(X_AXES)}, got {x!r}")
-    column, x_label = X_AXES[x]
+    if x not in PROGRESS_AXES:
+        raise ValueError(f"--x must be one of {', '.join(PROGRESS_AXES)}, got {x!r}")
+    axis = PROGRESS_AXES[x]
     store.check_single_spec(pd.concat(curves.values()))
     spec = next(iter(curves.values()))["spec"].iloc[0]
     lower = lower_is_better(spec)
     fig, ax = plt.subplots(figsize=(7, 4.6), dpi=120)
     for name, rows in curves.items():
         rows = rows.sort_values("step")
-        ax.plot(rows[column], rows["value"], marker="o", ms=3.5, label=name)
+        ax.plot(rows[axis.column], rows["value"], marker="o", ms=3.5, label=name)
     readings = []
     names = list(curves)
-    if x == "step" and len(names) > 1:
-        base = curves[names[0]]
-        for name in names[1:]:
-            reading = speedup(base, curves[name], at_step, lower_is_better=lower)
-            readings.append((name, reading))
-            if reading.baseline_step is None:
-                ax.annotate(f"{names[0]} never reaches {reading.target:.4g}", (reading.candidate_step, reading.target),
-                            textcoords="offset points", xytext=(6, -12), fontsize=8)
-                continue
-            ax.annotate("", xy=(reading.baseline_step, reading.target), xytext=(reading.candidate_step, reading.target),
-                        arrowprops={"arrowstyle": "->", "lw": 1.6, "color": "black"})
-            ax.annotate(f"{reading.ratio:.2f}x", ((reading.candidate_step + reading.baseline_step) / 2, reading.target),
-                        textcoords="offset points", xytext=(0, 5), ha="center", fontsize=10, weight="bold")
+    base = curves[names[0]]
+    for name in names[1:]:
+        reading = speedup(base, curves[name], at_step, lower_is_better=lower, axis=x)
+        readings.append((name, reading))
+        if reading.baseline_at is None:
+            ax.annotate(f"{names[0]} never reaches {reading.target:.4g}", (reading.candidate_at, reading.target),
+                        textcoords="offset points", xytext=(6, -12), fontsize=8)
+            continue
+        ax.annotate("", xy=(reading.baseline_at, reading.target), xytext=(reading.candidate_at, reading.target),
+                    arrowprops={"arrowstyle": "->", "lw": 1.6, "color": "black"})
+        ax.annotate(f"{reading.ratio:.2f}x", ((reading.candidate_at + reading.baseline_at) / 2, reading.target),
+                    textcoords="offset points", xytext=(0, 5), ha="center", fontsize=10, weight="bold")
     if x != "wall":
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 40k, 1.2M
-    ax.set_xlabel(x_label)
+    ax.set_xlabel(axis.label)
     ax.set_ylabel(f"{metric} ({'lower' if lower else 'higher'} is better)\n{wrap_spec(spec)}")
     ax.set_title(f"convergence: {metric}")
     ax.grid(alpha=0.3)

@@ -105,3 +105,9 @@ def parse_device(name: str | None) -> str | None:
     if kind not in ("cpu", "cuda", "mps") or (index and not (kind == "cuda" and index.isdigit())) or name.endswith(":"):
         raise UsageProblem(f"--device {name!r} is not a device; use cpu, cuda, cuda:N or mps")
     return name
+
+
+# The keys of lpmrf_bench.convergence.PROGRESS_AXES, spelled out so that the CLI starts without pandas.
+progress_axis_option = click.option(
+    "--x", "x", type=click.Choice(["step", "wall", "images"]), default="step", show_default=True,
+    help="Training progress: steps, the training clock (validation excluded) or images seen.")

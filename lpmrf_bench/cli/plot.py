@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from lpmrf_bench.cli.common import UsageProblem
+from lpmrf_bench.cli.common import UsageProblem, progress_axis_option
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,17 +65,16 @@ def pd_tradeoff_command(run_dirs: tuple[Path, ...], x: str, y: str | None, datas
 @plot_group.command("convergence")
 @click.argument("run_dirs", nargs=-1, required=True, type=RunDir)
 @click.option("--metric", default="fid", show_default=True, help="Validation metric logged by the training runs.")
-@click.option("--x", "x", type=click.Choice(["step", "wall", "images"]), default="step", show_default=True,
-              help="Training progress axis.")
+@progress_axis_option
 @click.option("--at-step", type=float, default=None,
-              help="Step of each later run where the steps-to-match arrow starts (default: its first logged step).")
+              help="Step of each later run where the match-reading arrow starts (default: its first logged step).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Image file: .png, .svg or .pdf (default: FIRST_RUN_DIR/convergence.png).")
 def convergence_command(run_dirs: tuple[Path, ...], metric: str, x: str, at_step: float | None, out: Path | None) -> None:
     """METRIC against training progress for training runs (their convergence.parquet).
 
-    The first run is the baseline: on the step axis an arrow from each other run's value at --at-step to where
-    the baseline first reaches it reads the steps-to-match ratio (as `lpmrf-bench speedup`).
+    The first run is the baseline: an arrow from each other run's value at --at-step to where the baseline first
+    reaches it reads the ratio of steps, training time or images on the --x axis (as `lpmrf-bench speedup --x`).
     """
     from lpmrf_bench.convergence import load_curve
     from lpmrf_bench.convergence_plot import convergence_chart
@@ -93,9 +92,7 @@ def convergence_command(run_dirs: tuple[Path, ...], metric: str, x: str, at_step
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     for name, reading in readings:
-        reached = (f"{names[0]} first reaches it at step {reading.baseline_step:.1f}: {reading.ratio:.2f}x the steps"
-                   if reading.ratio is not None else f"{names[0]} never reaches it within its logged steps")
-        click.echo(f"{name} reaches {metric} {reading.target:.4g} at step {reading.candidate_step:g}; {reached}")
+        click.echo(reading.describe(name, names[0], metric))
     _save(figure, out or run_dirs[0] / "convergence.png")
 
 

@@ -1,11 +1,12 @@
-"""`lpmrf-bench speedup`: how many times more training steps a baseline needs to match a candidate."""
+"""`lpmrf-bench speedup`: how many times more training (steps, time or images) a baseline needs to match a
+candidate."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
-from lpmrf_bench.cli.common import UsageProblem
+from lpmrf_bench.cli.common import UsageProblem, progress_axis_option
 
 
 @click.command("speedup")
@@ -14,8 +15,11 @@ from lpmrf_bench.cli.common import UsageProblem
 @click.option("--metric", default="fid", show_default=True, help="Validation metric logged by both runs.")
 @click.option("--at-step", type=float, default=None, help="Candidate step to read (default: its first logged step).")
 @click.option("--higher-is-better", is_flag=True, help="The metric improves upward (default: lower is better).")
-def speedup_command(baseline: Path, candidate: Path, metric: str, at_step: float | None, higher_is_better: bool) -> None:
-    """Read the candidate's value at a step, find (interpolating) when the baseline first reaches it, print the ratio."""
+@progress_axis_option
+def speedup_command(baseline: Path, candidate: Path, metric: str, at_step: float | None, higher_is_better: bool,
+                    x: str) -> None:
+    """Read the candidate's value at a step, find (interpolating) when the baseline first reaches it, print the ratio
+    of steps (or, with --x, of training time or images seen)."""
     import pandas as pd
 
     from lpmrf_bench import store
@@ -24,13 +28,12 @@ def speedup_command(baseline: Path, candidate: Path, metric: str, at_step: float
     try:
         base, cand = load_curve(baseline, metric), load_curve(candidate, metric)
         store.check_single_spec(pd.concat([base, cand]))
-        result = speedup(base, cand, at_step, lower_is_better=not higher_is_better)
+        result = speedup(base, cand, at_step, lower_is_better=not higher_is_better, axis=x)
     except store.MixedSpecsError as exc:
         raise UsageProblem(str(exc)) from exc
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"{candidate.name} reaches {metric} {result.target:.4g} at step {result.candidate_step:g}")
-    if result.baseline_step is None:
-        click.echo(f"{baseline.name} never reaches it within its logged steps (up to {base['step'].max():g})")
-        return
-    click.echo(f"{baseline.name} first reaches it at step {result.baseline_step:.1f}: {result.ratio:.2f}x the steps")
+    line = result.describe(candidate.name, baseline.name, metric)
+    if result.baseline_at is None:
+        line += f" (up to step {base['step'].max():g})"
+    click.echo(line)

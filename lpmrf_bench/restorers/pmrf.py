@@ -86,4 +86,3 @@ def load_pmrf_restorer(weights: str | None, device: torch.device) -> PMRFRestore
 def load_posterior_mean_restorer(weights: str | None, device: torch.device) -> PosteriorMeanRestorer:
     model, input_size = load_posterior_mean(local_weights("posterior-mean", weights))
     return PosteriorMeanRestorer(model.to(device), input_size)
-from lpmrf_bench.embedded_weights import local_weights
