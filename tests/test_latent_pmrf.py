@@ -123,6 +123,18 @@ def test_output_follows_the_published_pipeline(tmp_path, parts):
     torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
 
 
+def test_sampling_off_the_recorded_training_noise_is_said(tmp_path, parts, caplog):
+    restorer = LATENT_PMRF.load(str(save_flow(tmp_path / "ckpt", parts, noise_std=0.3)), CPU)
+    batch = make_batch(n=1)
+    with caplog.at_level("WARNING", logger="lpmrf_bench.restorers.base"):
+        restorer(batch, {**KNOBS, "steps": 1, "noise_std": 0.3})
+        assert caplog.messages == []
+        restorer(batch, {**KNOBS, "steps": 1})
+        restorer(batch, {**KNOBS, "steps": 1})
+    assert caplog.messages == ["latent-pmrf samples with noise_std=0.1 but these weights were trained with 0.3; "
+                               "--set noise_std=0.3 samples as trained"]
+
+
 @pytest.mark.slow
 def test_flow_match_schedule_is_diffusers_grid(tmp_path, parts):
     """The published sampler: FlowMatchEulerDiscreteScheduler(shift=1).set_timesteps(K), sigmas

@@ -42,6 +42,19 @@ def test_spec_metadata():
     assert {wf.filename for wf in PMRF.weight_sets["official"]} == {"config.json", "model.safetensors"}
 
 
+def test_sampling_off_the_training_noise_is_said_once_per_value(folder, caplog):
+    fresh = PMRF.load(folder, CPU)  # TINY records the default noise_std, 0.1
+    batch = make_batch(["a"])
+    with caplog.at_level("WARNING", logger="lpmrf_bench.restorers.base"):
+        fresh(batch, knobs(steps=1))
+        assert caplog.messages == []
+        for value in (0.3, 0.3, 0.2):
+            fresh(batch, knobs(steps=1, noise_std=value))
+    assert caplog.messages == [
+        f"pmrf samples with noise_std={v} but these weights were trained with 0.1; --set noise_std=0.1 samples as "
+        "trained" for v in (0.3, 0.2)]
+
+
 @pytest.mark.slow
 def test_matches_the_published_sampling_loop(restorer):
     batch = make_batch(["a", "b"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -18,6 +19,8 @@ from lpmrf_bench.weights import WeightFile
 
 if TYPE_CHECKING:  # torch loads with the networks, not with the specs (`list methods` stays fast)
     import torch
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,22 @@ def check_size(lq: torch.Tensor, size: int | None, method: str, image_ids: Seque
     if image_ids is None:
         raise ValueError(reason)
     raise RestoreInputError({image_id: reason for image_id in image_ids})
+
+
+@dataclass
+class TrainingNoise:
+    """The source noise σ_s a flow was trained with. The `noise_std` knob is set before weights load, so it
+    cannot default to it; sampling at another value is allowed (a study of σ_s) but said, once per value."""
+
+    trained: float | None  # None: the checkpoint does not record it
+    said: set[float] = field(default_factory=set)
+
+    def check(self, method: str, used: float) -> None:
+        if self.trained is None or used == self.trained or used in self.said:
+            return
+        self.said.add(used)
+        log.warning("%s samples with noise_std=%g but these weights were trained with %g; "
+                    "--set noise_std=%g samples as trained", method, used, self.trained, self.trained)
 
 
 def autocast(device: torch.device, precision: str) -> torch.autocast:

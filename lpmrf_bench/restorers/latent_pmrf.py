@@ -10,9 +10,9 @@ Latent-PMRF (Luo et al., 2025) is PMRF in a VAE's latent space:
 
 The flow weights were never published, so `--weights latent-pmrf=DIR` names a checkpoint folder of ours
 (`models.checkpoint`) whose config records the flow architecture, `time_convention`, `time_scale`, the training
-`noise_std` (for the record; the knob decides), and the VAE and posterior-mean weights the flow was trained with,
-by name and sha256 (`latent_pmrf_config`). A recorded name
-is a published name or a path (relative paths are inside DIR, so one folder can carry all three). Weights whose
+`noise_std` (the knob decides; sampling at another value is said once per value), and the VAE and posterior-mean
+weights the flow was trained with, by name and sha256 (`latent_pmrf_config`). A recorded name is a published name
+or a path (relative paths are inside DIR, so one folder can carry all three). Weights whose
 sha256 differs from the record are refused: a flow only makes sense on the latents it was trained on.
 
 `vae-recon` is the VAE alone (encode -> decode of the ground truth when the set has one, else of the LQ): the
@@ -21,7 +21,7 @@ fidelity ceiling of any method in that latent space.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from lpmrf_bench.models.latent_flow import LatentFlow, LatentFlowConfig
 from lpmrf_bench.models.pmrf_loading import load_posterior_mean, posterior_mean_path
 from lpmrf_bench.models.sampler import CONVENTIONS, sample_euler, schedule_grid
 from lpmrf_bench.models.sim_vae import PUBLISHED, SimVAE, load_sim_vae
-from lpmrf_bench.restorers.base import RestoreBatch, RestoreInputError
+from lpmrf_bench.restorers.base import RestoreBatch, RestoreInputError, TrainingNoise
 from lpmrf_bench.restorers.builtin import DEFAULT_VAE, LATENT_PMRF, LATENT_SAMPLE, VAE_RECON  # noqa: F401 (re-exported)
 from lpmrf_bench.restorers.pmrf import autocast, cached_posterior_mean, check_size
 from lpmrf_bench.weights import WeightsMissingError, sha256_of
@@ -116,6 +116,11 @@ class LatentPMRFRestorer:
     time_convention: str
     time_scale: float
     input_size: int | None = None  # the posterior mean's fixed input side, if it has one
+    trained_noise_std: float | None = None  # as the checkpoint records it
+    training_noise: TrainingNoise = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.training_noise = TrainingNoise(self.trained_noise_std)
 
     def velocity(self, z: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
         return self.flow(z, time * self.time_scale)
@@ -123,6 +128,7 @@ class LatentPMRFRestorer:
     def __call__(self, batch: RestoreBatch, knobs: dict[str, Any]) -> torch.Tensor:
         check_size(batch.lq, self.input_size, KIND, batch.image_ids)
         check_vae_size(batch.lq, self.vae, batch.image_ids, 2 ** (len(self.flow.config.widths) - 1))
+        self.training_noise.check(KIND, knobs["noise_std"])
         precision = knobs["precision"]
         with torch.no_grad():
             xhat = cached_posterior_mean(self.posterior_mean, batch, precision)
@@ -196,6 +202,7 @@ def load_latent_pmrf_restorer(weights: str | None, device: torch.device) -> Late
     return LatentPMRFRestorer(
         flow.to(device).eval().requires_grad_(False), vae.model, posterior_mean.to(device).eval(),
         convention, float(config["time_scale"]), input_size,
+        float(config["noise_std"]) if "noise_std" in config else None,
     )
 
 

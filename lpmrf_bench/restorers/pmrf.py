@@ -7,7 +7,7 @@ the same draw for every K and every batch composition. The networks load only in
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -16,7 +16,7 @@ from torch import nn
 from lpmrf_bench.embedded_weights import local_weights
 from lpmrf_bench.models.pmrf_loading import PMRFNetworks, load_pmrf, load_posterior_mean
 from lpmrf_bench.models.sampler import Velocity, sample_euler, time_grid
-from lpmrf_bench.restorers.base import RestoreBatch, autocast, check_size
+from lpmrf_bench.restorers.base import RestoreBatch, TrainingNoise, autocast, check_size
 from lpmrf_bench.restorers.builtin import PMRF, POSTERIOR_MEAN, PRECISION, PUBLISHED_SIZE  # noqa: F401 (re-exported)
 
 
@@ -50,6 +50,10 @@ def published_euler(velocity: Velocity, x: torch.Tensor, steps: int, eps: float 
 @dataclass
 class PMRFRestorer:
     nets: PMRFNetworks
+    training_noise: TrainingNoise = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.training_noise = TrainingNoise(self.nets.settings.noise_std)
 
     @property
     def input_size(self) -> int | None:
@@ -59,6 +63,7 @@ class PMRFRestorer:
     def __call__(self, batch: RestoreBatch, knobs: dict[str, Any]) -> torch.Tensor:
         s = self.nets.settings
         check_size(batch.lq, s.input_size, "pmrf", batch.image_ids)
+        self.training_noise.check("pmrf", knobs["noise_std"])
         xhat = cached_posterior_mean(self.nets.mmse_model, batch, knobs["precision"])
         source = xhat + knobs["noise_std"] * batch.noise(xhat.shape[1:], "flow-source")
         with torch.no_grad(), autocast(xhat.device, knobs["precision"]):
