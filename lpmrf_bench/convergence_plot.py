@@ -21,6 +21,7 @@ from lpmrf_bench.convergence import PROGRESS_AXES, Speedup, speedup  # noqa: E40
 from lpmrf_bench.metrics import find_metric  # noqa: E402
 from lpmrf_bench.plots import wrap_spec  # noqa: E402
 
+
 def lower_is_better(spec: str) -> bool:
     """Direction from the metric registry; distribution distances (FID and the offline ones) otherwise."""
     found = find_metric(spec)
