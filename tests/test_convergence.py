@@ -72,8 +72,8 @@ def test_cli_reads_convergence_logs(tmp_path):
 def _logs(tmp_path):
     for name, values, step_s in (("pmrf", PMRF, PMRF_STEP_S), ("latent-pmrf", LATENT, LATENT_STEP_S)):
         (tmp_path / name).mkdir()
-        pd.DataFrame({"run_id": name, "step": STEPS, "wall_s": STEPS * step_s, "images_seen": STEPS * 256, "metric": "fid",
-                      "spec": "fid/test-features/test-v1", "value": values, "n": 1000}).to_parquet(
+        pd.DataFrame({"run_id": name, "step": STEPS, "wall_s": STEPS * step_s, "images_seen": STEPS * 256,
+                      "metric": "fid", "spec": "fid/test-features/test-v1", "value": values, "n": 1000}).to_parquet(
             tmp_path / name / "convergence.parquet")
     return tmp_path / "pmrf", tmp_path / "latent-pmrf"
 
