@@ -6,7 +6,10 @@
     python benchmarks/train.py --device cpu --sizes tiny --batch-size 4 --steps 5     # CPU smoke check
 
 Each figure times `Trainer.step` (data rendering and degradation, forward, backward, AdamW, EMA) after `--warmup`
-untimed steps; validation and checkpoints are off. The frozen networks the flows need (posterior mean, VAE) get
+untimed steps; validation and checkpoints are off. The step is then split: `data ms` renders and degrades one
+batch, `net f+b ms` is the trained network's forward and backward alone on the inputs a real step gave it (not
+shown for the VAE, whose recipe calls encode and decode), `rest ms` the remainder (frozen networks such as the
+posterior mean and the VAE's encodes, the loss, AdamW, EMA). The frozen networks the flows need (posterior mean, VAE) get
 seeded random weights written to a temporary folder, since speed does not depend on their values. `tiny` trains
 on synthetic faces at 64 px, `published` (the published architectures) at 512 px.
 """
@@ -69,18 +72,60 @@ def settings(recipe: str, size: str, deps: dict[str, str], args: argparse.Namesp
     return {k: v for k, v in values.items() if v is not None}
 
 
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def measure(trainer: Trainer, steps: int, warmup: int) -> float:
     """Seconds per timed step."""
     for step in range(warmup):
         trainer.step(step)
-    if trainer.device.type == "cuda":
-        torch.cuda.synchronize(trainer.device)
+    synchronize(trainer.device)
     start = time.perf_counter()
     for step in range(warmup, warmup + steps):
         trainer.step(step)
-    if trainer.device.type == "cuda":
-        torch.cuda.synchronize(trainer.device)
+    synchronize(trainer.device)
     return (time.perf_counter() - start) / steps
+
+
+def network_inputs(trainer: Trainer, step: int) -> list[torch.Tensor] | None:
+    """What the trained network's forward received in one real step; None for a recipe that calls other methods
+    of it (the VAE's encode and decode)."""
+    seen = []
+    hook = trainer.model.register_forward_pre_hook(lambda _, args: seen.append([a.detach().clone() for a in args]))
+    try:
+        trainer.step(step)
+    finally:
+        hook.remove()
+    return seen[0] if seen else None
+
+
+def split(trainer: Trainer, first_step: int, repeats: int) -> tuple[float, float | None]:
+    """Seconds per step spent rendering and degrading the batch, and in the trained network's forward + backward
+    alone (on the inputs a real step gave it); the rest of a step is the frozen networks, the loss, AdamW and EMA."""
+    batch = trainer.cfg.batch_size
+    synchronize(trainer.device)
+    start = time.perf_counter()
+    for step in range(first_step, first_step + repeats):
+        trainer.loader.load([step * batch + j for j in range(batch)], trainer.device)
+    synchronize(trainer.device)
+    data = (time.perf_counter() - start) / repeats
+    inputs = network_inputs(trainer, first_step)
+    if inputs is None:
+        return data, None
+
+    def forward_backward() -> None:
+        trainer.model.zero_grad(set_to_none=True)
+        trainer.model(*inputs).float().square().mean().backward()
+
+    forward_backward()
+    synchronize(trainer.device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        forward_backward()
+    synchronize(trainer.device)
+    return data, (time.perf_counter() - start) / repeats
 
 
 def main() -> None:
@@ -100,7 +145,7 @@ def main() -> None:
     print(f"device: {name}; batch {args.batch_size}, {args.precision}{', compiled' if args.compile else ''}, "
           f"{args.workers} data workers; {args.steps} timed steps after {args.warmup}; glibc retains freed memory: "
           f"{retained}")
-    print(f"{'recipe':<16}{'size':<11}{'steps/s':>10}{'images/s':>11}")
+    print(f"{'recipe':<16}{'size':<11}{'steps/s':>10}{'images/s':>11}{'data ms':>10}{'net f+b ms':>12}{'rest ms':>10}")
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes.split(","):
             deps = frozen_dependencies(size, Path(tmp) / size)
@@ -109,8 +154,11 @@ def main() -> None:
                 cfg.check()
                 trainer = Trainer(recipe, cfg, Path(tmp) / f"run-{size}-{recipe}")
                 seconds = measure(trainer, args.steps, args.warmup)
+                data, network = split(trainer, args.warmup + args.steps, args.steps)
                 trainer.loader.close()
-                print(f"{recipe:<16}{size:<11}{1 / seconds:>10.3f}{args.batch_size / seconds:>11.1f}")
+                parts = (f"{1e3 * data:>10.1f}{1e3 * network:>12.1f}{1e3 * (seconds - data - network):>10.1f}"
+                         if network is not None else f"{1e3 * data:>10.1f}{'-':>12}{'-':>10}")
+                print(f"{recipe:<16}{size:<11}{1 / seconds:>10.3f}{args.batch_size / seconds:>11.1f}{parts}")
 
 
 if __name__ == "__main__":
