@@ -9,9 +9,9 @@ Each figure times `Trainer.step` (data rendering and degradation, forward, backw
 untimed steps; validation and checkpoints are off. The step is then split: `data ms` renders and degrades one
 batch, `net f+b ms` is the trained network's forward and backward alone on the inputs a real step gave it (not
 shown for the VAE, whose recipe calls encode and decode), `rest ms` the remainder (frozen networks such as the
-posterior mean and the VAE's encodes, the loss, AdamW, EMA). The frozen networks the flows need (posterior mean, VAE) get
-seeded random weights written to a temporary folder, since speed does not depend on their values. `tiny` trains
-on synthetic faces at 64 px, `published` (the published architectures) at 512 px.
+posterior mean and the VAE's encodes, the loss, AdamW, EMA). The frozen networks the flows need (posterior mean,
+VAE) get seeded random weights written to a temporary folder, since speed does not depend on their values. `tiny`
+trains on synthetic faces at 64 px, `published` (the published architectures) at 512 px.
 """
 from __future__ import annotations
 
