@@ -16,8 +16,10 @@ trains on synthetic faces at 64 px, `published` (the published architectures) at
 from __future__ import annotations
 
 import argparse
+import functools
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -72,21 +74,24 @@ def settings(recipe: str, size: str, deps: dict[str, str], args: argparse.Namesp
     return {k: v for k, v in values.items() if v is not None}
 
 
-def synchronize(device: torch.device) -> None:
+def seconds_each(calls: list[Callable[[], object]], device: torch.device) -> float:
+    """Mean seconds of the calls, run in order (the GPU's queue drained before and after)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for call in calls:
+        call()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / len(calls)
 
 
 def measure(trainer: Trainer, steps: int, warmup: int) -> float:
     """Seconds per timed step."""
     for step in range(warmup):
         trainer.step(step)
-    synchronize(trainer.device)
-    start = time.perf_counter()
-    for step in range(warmup, warmup + steps):
-        trainer.step(step)
-    synchronize(trainer.device)
-    return (time.perf_counter() - start) / steps
+    return seconds_each([functools.partial(trainer.step, step) for step in range(warmup, warmup + steps)],
+                        trainer.device)
 
 
 def network_inputs(trainer: Trainer, step: int) -> list[torch.Tensor] | None:
@@ -104,13 +109,9 @@ def network_inputs(trainer: Trainer, step: int) -> list[torch.Tensor] | None:
 def split(trainer: Trainer, first_step: int, repeats: int) -> tuple[float, float | None]:
     """Seconds per step spent rendering and degrading the batch, and in the trained network's forward + backward
     alone (on the inputs a real step gave it); the rest of a step is the frozen networks, the loss, AdamW and EMA."""
-    batch = trainer.cfg.batch_size
-    synchronize(trainer.device)
-    start = time.perf_counter()
-    for step in range(first_step, first_step + repeats):
-        trainer.loader.load([step * batch + j for j in range(batch)], trainer.device)
-    synchronize(trainer.device)
-    data = (time.perf_counter() - start) / repeats
+    batch, device = trainer.cfg.batch_size, trainer.device
+    data = seconds_each([functools.partial(trainer.loader.load, [step * batch + j for j in range(batch)], device)
+                         for step in range(first_step, first_step + repeats)], device)
     inputs = network_inputs(trainer, first_step)
     if inputs is None:
         return data, None
@@ -120,13 +121,7 @@ def split(trainer: Trainer, first_step: int, repeats: int) -> tuple[float, float
         trainer.model(*inputs).float().square().mean().backward()
 
     forward_backward()
-    synchronize(trainer.device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        forward_backward()
-    synchronize(trainer.device)
-    return data, (time.perf_counter() - start) / repeats
-
+    return data, seconds_each([forward_backward] * repeats, device)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -31,6 +31,12 @@ PROGRESS_AXES = {
 }
 
 
+def progress_axis(name: str) -> ProgressAxis:
+    if name not in PROGRESS_AXES:
+        raise ValueError(f"the progress axis must be one of {', '.join(PROGRESS_AXES)}, got {name!r}")
+    return PROGRESS_AXES[name]
+
+
 @dataclass(frozen=True)
 class Speedup:
     candidate_step: float  # the candidate's logged step where its value is read
@@ -84,9 +90,7 @@ def speedup(baseline: pd.DataFrame, candidate: pd.DataFrame, at_step: float | No
     candidate (default: its first). Wall-clock time is the training clock `convergence.parquet` records
     (validation excluded), so its ratio is only as comparable as the two runs' machines.
     """
-    if axis not in PROGRESS_AXES:
-        raise ValueError(f"the progress axis must be one of {', '.join(PROGRESS_AXES)}, got {axis!r}")
-    column = PROGRESS_AXES[axis].column
+    column = progress_axis(axis).column
     cand = candidate.sort_values("step")
     at_step = float(cand["step"].iloc[0]) if at_step is None else float(at_step)
     row = cand[cand["step"] == at_step]

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import EngFormatter  # noqa: E402
 
 from lpmrf_bench import store  # noqa: E402
-from lpmrf_bench.convergence import PROGRESS_AXES, Speedup, speedup  # noqa: E402
+from lpmrf_bench.convergence import Speedup, progress_axis, speedup  # noqa: E402
 from lpmrf_bench.metrics import find_metric  # noqa: E402
 from lpmrf_bench.plots import wrap_spec  # noqa: E402
 
@@ -31,12 +31,10 @@ def lower_is_better(spec: str) -> bool:
 def convergence_chart(curves: dict[str, pd.DataFrame], metric: str, x: str = "step",
                       at_step: float | None = None) -> tuple[Figure, list[tuple[str, Speedup]]]:
     """Each run's curve (name -> its convergence rows of `metric`) against training progress `x` (a
-    PROGRESS_AXES key); returns the figure and the arrows' readings, one from every other run to the first (the
+    `convergence.PROGRESS_AXES` key); returns the figure and the arrows' readings, one from every other run to the first (the
     baseline), a ratio of progress on the same axis.
     """
-    if x not in PROGRESS_AXES:
-        raise ValueError(f"--x must be one of {', '.join(PROGRESS_AXES)}, got {x!r}")
-    axis = PROGRESS_AXES[x]
+    axis = progress_axis(x)
     store.check_single_spec(pd.concat(curves.values()))
     spec = next(iter(curves.values()))["spec"].iloc[0]
     lower = lower_is_better(spec)

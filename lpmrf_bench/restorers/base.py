@@ -104,7 +104,7 @@ class TrainingNoise:
     """The source noise σ_s a flow was trained with. The `noise_std` knob is set before weights load, so it
     cannot default to it; sampling at another value is allowed (a study of σ_s) but said, once per value."""
 
-    trained: float | None  # None: the checkpoint does not record it
+    trained: float | None = None  # None: the checkpoint does not record it
     said: set[float] = field(default_factory=set)
 
     def check(self, method: str, used: float) -> None:

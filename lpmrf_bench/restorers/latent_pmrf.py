@@ -116,11 +116,7 @@ class LatentPMRFRestorer:
     time_convention: str
     time_scale: float
     input_size: int | None = None  # the posterior mean's fixed input side, if it has one
-    trained_noise_std: float | None = None  # as the checkpoint records it
-    training_noise: TrainingNoise = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.training_noise = TrainingNoise(self.trained_noise_std)
+    training_noise: TrainingNoise = field(default_factory=TrainingNoise)  # the σ_s the checkpoint records
 
     def velocity(self, z: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
         return self.flow(z, time * self.time_scale)
@@ -202,7 +198,7 @@ def load_latent_pmrf_restorer(weights: str | None, device: torch.device) -> Late
     return LatentPMRFRestorer(
         flow.to(device).eval().requires_grad_(False), vae.model, posterior_mean.to(device).eval(),
         convention, float(config["time_scale"]), input_size,
-        float(config["noise_std"]) if "noise_std" in config else None,
+        TrainingNoise(float(config["noise_std"]) if "noise_std" in config else None),
     )
 
 
