@@ -45,6 +45,7 @@ class Speedup:
     candidate_at: float  # the candidate's progress on that axis at candidate_step
     baseline_at: float | None  # first (interpolated) progress at which the baseline reaches target; None if never
     ratio: float | None  # baseline_at / candidate_at
+    baseline_last: float  # the baseline's last logged progress on that axis (how far "never" was looked)
 
     def describe(self, candidate: str, baseline: str, metric: str) -> str:
         """One line, e.g. `latent reaches fid 65.31 at step 40000; pmrf first reaches it at step 231186.4: 5.78x
@@ -55,7 +56,8 @@ class Speedup:
             where += f" ({axis.point.format(self.candidate_at)})"
         line = f"{candidate} reaches {metric} {self.target:.4g} {where}; "
         if self.baseline_at is None:
-            return line + f"{baseline} never reaches it within its logged {axis.counts}"
+            last = axis.point.format(self.baseline_last)
+            return line + f"{baseline} never reaches it within its logged {axis.counts} (up to {last})"
         reached = axis.point.format(self.baseline_at)
         return line + f"{baseline} first reaches it at {reached}: {self.ratio:.2f}x the {axis.counts}"
 
@@ -99,7 +101,8 @@ def speedup(baseline: pd.DataFrame, candidate: pd.DataFrame, at_step: float | No
                          f"{', '.join(f'{s:g}' for s in cand['step'])}")
     target, candidate_at = float(row["value"].iloc[0]), float(row[column].iloc[0])
     reached = progress_to_reach(baseline[column].to_numpy(), baseline["value"].to_numpy(), target, lower_is_better)
-    return Speedup(at_step, target, axis, candidate_at, reached, None if reached is None else reached / candidate_at)
+    return Speedup(at_step, target, axis, candidate_at, reached, None if reached is None else reached / candidate_at,
+                   float(baseline[column].max()))
 
 
 def load_curve(run_dir: str | Path, metric: str) -> pd.DataFrame:

@@ -33,7 +33,4 @@ def speedup_command(baseline: Path, candidate: Path, metric: str, at_step: float
         raise UsageProblem(str(exc)) from exc
     except (FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    line = result.describe(candidate.name, baseline.name, metric)
-    if result.baseline_at is None:
-        line += f" (up to step {base['step'].max():g})"
-    click.echo(line)
+    click.echo(result.describe(candidate.name, baseline.name, metric))
