@@ -13,7 +13,7 @@ from lpmrf_bench.data.base import DatasetError
 from lpmrf_bench.data.degrade import DIFFACE, degrade
 from lpmrf_bench.data.synthetic_faces import (
     SPLIT_SEEDS, SYNTHETIC_FACES, SYNTHETIC_FACES_256, TRAIN_SEEDS, SyntheticFaces, TrainingStream, face_params,
-    generate_face, render_face, split_seed,
+    generate_face, generate_faces, render_face, split_seed,
 )
 from lpmrf_bench.data.synthetic_faces_params import BACKGROUNDS, HAIR_STYLES
 
@@ -48,21 +48,21 @@ def test_attributes_do_not_depend_on_size():
 def test_splits_are_disjoint_seed_ranges():
     ranges = {split: range(split_seed(split, 0), split_seed(split, count - 1) + 1)
               for split, (_, count) in SPLIT_SEEDS.items()}
-    assert len(ranges["test"]) == 500 and len(ranges["val"]) == 256
+    assert len(ranges["test"]) == 300 and len(ranges["val"]) == 256
     for (a, ra), (b, rb) in itertools.combinations(ranges.items(), 2):
         assert set(ra).isdisjoint(rb), (a, b)
     assert ranges["train"].stop <= TRAIN_SEEDS <= min(ranges["test"].start, ranges["val"].start)
     stream = TrainingStream(batch_size=64, seed=5)
     assert all(0 <= s < TRAIN_SEEDS for step in range(3) for s in stream.face_seeds(step))
-    with pytest.raises(DatasetError, match="0..499"):
-        split_seed("test", 500)
+    with pytest.raises(DatasetError, match="0..299"):
+        split_seed("test", 300)
 
 
 def test_test_split_pairs_are_deterministic_and_degraded():
     ds = SYNTHETIC_FACES.open("test", None)
-    assert (ds.name, ds.split, ds.resolution, ds.expected_count) == ("synthetic-faces", "test", 64, 500)
+    assert (ds.name, ds.split, ds.resolution, ds.expected_count) == ("synthetic-faces", "test", 64, 300)
     ids = ds.image_ids()
-    assert len(ids) == 500 and ids[123] == "test/000123"
+    assert len(ids) == 300 and ids[123] == "test/000123"
     first, again = ds.load(ids[123]), SyntheticFaces("test").load(ids[123])
     assert np.array_equal(first.lq, again.lq) and np.array_equal(first.gt, again.gt)
     assert first.params == again.params and first.params["face_seed"] == split_seed("test", 123)
@@ -72,6 +72,14 @@ def test_test_split_pairs_are_deterministic_and_degraded():
     lq, gt, params = degrade(generate_face(first.params["face_seed"], 64), DIFFACE.scaled_to(64),
                              first.params["face_seed"], "test/000123")
     assert np.array_equal(lq, first.lq) and np.array_equal(gt, first.gt) and params.to_dict()["size"] == 64
+
+
+def test_faces_rendered_in_worker_processes_are_the_same_bits_in_the_same_order():
+    seeds = [split_seed("train", i) for i in (65_000, 3, 65_001, 17, 9)]
+    spawned = list(generate_faces(seeds, 64, workers=2))
+    assert len(spawned) == len(seeds)
+    for seed, face in zip(seeds, spawned):
+        assert np.array_equal(face, render_face(face_params(seed), 64, seed))
 
 
 def test_val_split_and_larger_size():
@@ -87,8 +95,8 @@ def test_bad_image_ids_are_refused():
     ds = SyntheticFaces("test")
     with pytest.raises(DatasetError, match="test/000000"):
         ds.load("val/000001")
-    with pytest.raises(DatasetError, match="0..499"):
-        ds.load("test/000500")
+    with pytest.raises(DatasetError, match="0..299"):
+        ds.load("test/000300")
     with pytest.raises(DatasetError, match="no split"):
         SyntheticFaces("holdout")
 

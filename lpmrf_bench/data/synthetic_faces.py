@@ -7,7 +7,7 @@ seed. Splits are disjoint ranges of face seeds:
 
   train  seeds [0, 2^40)            streamed by `TrainingStream`; as a Dataset, its first 70,000 faces
   val    seeds 2^40 + 2^20 + i      256 pairs
-  test   seeds 2^40 + i             500 pairs
+  test   seeds 2^40 + i             300 pairs
 
 Val/test (and train as a Dataset) are LQ/GT pairs degraded with DifFace's pipeline scaled to the size
 (`DIFFACE.scaled_to(size)`), the degradation drawn from (face seed, image_id), so a pair never changes.
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 F32 = np.float32
 TRAIN_SEEDS = 2**40  # train face seeds are [0, TRAIN_SEEDS)
 # split -> (first face seed, image count as a Dataset)
-SPLIT_SEEDS = {"test": (TRAIN_SEEDS, 500), "val": (TRAIN_SEEDS + 2**20, 256), "train": (0, 70_000)}
+SPLIT_SEEDS = {"test": (TRAIN_SEEDS, 300), "val": (TRAIN_SEEDS + 2**20, 256), "train": (0, 70_000)}
 DEFAULT_SIZE = 64
 _MIX = 0x9E3779B97F4A7C15 % TRAIN_SEEDS | 1  # odd, so index -> seed is a bijection modulo 2^40
 
@@ -86,6 +86,16 @@ def render_face(params: FaceParams, size: int, seed: int) -> np.ndarray:
 def generate_face(seed: int, size: int = DEFAULT_SIZE) -> np.ndarray:
     """One aligned synthetic face, uint8 RGB [size, size, 3]; identical bits for identical (seed, size)."""
     return render_face(face_params(seed), size, seed)
+
+
+def generate_faces(seeds: Sequence[int], size: int = DEFAULT_SIZE, workers: int = 0) -> Iterator[np.ndarray]:
+    """`generate_face` of each seed, in order; `workers` > 0 renders them in that many spawned processes (the
+    same bits: a face is a pure function of its seed), for sets large enough to repay the processes' start."""
+    if workers <= 0:
+        yield from (generate_face(seed, size) for seed in seeds)
+        return
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield from pool.imap(functools.partial(generate_face, size=size), seeds, chunksize=32)
 
 
 def split_seed(split: str, index: int) -> int:

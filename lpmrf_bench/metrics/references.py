@@ -160,13 +160,20 @@ def load_cached(name: str, extractor: FeatureExtractor) -> Reference | None:
 
 def synthetic_reference(name: str, size: int, extract: Callable[[torch.Tensor], torch.Tensor],
                         extractor: FeatureExtractor) -> Reference:
-    from lpmrf_bench.data.synthetic_faces import generate_face, split_seed
+    from lpmrf_bench.data.synthetic_faces import generate_faces, split_seed
 
     indices = range(SYNTHETIC_REF_FIRST, SYNTHETIC_REF_FIRST + SYNTHETIC_REF_COUNT)
-    images = ((f"train/{i:06d}", generate_face(split_seed("train", i), size)) for i in indices)
-    feats, content = embed_images(images, extract)
+    faces = generate_faces([split_seed("train", i) for i in indices], size, render_workers(len(indices)))
+    feats, content = embed_images(((f"train/{i:06d}", face) for i, face in zip(indices, faces)), extract)
     source = f"synthetic faces at {size} px, train images {indices.start}..{indices.stop - 1} (HQ, generated)"
     return Reference(name, extractor.spec, feats, content, source)
+
+
+def render_workers(count: int) -> int:
+    """Processes rendering a synthetic reference while this one embeds it: one per 500 faces (each costs about
+    a second to start), at most one per core this process may use."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cores, count // 500)
 
 
 def synthetic_size(name: str) -> int | None:
