@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import pytest
+
 # Prints the bytes glibc holds in mmapped blocks that one 24 MiB tensor added (mallinfo2().hblkhd, glibc >= 2.33).
 PROBE = """
 import ctypes, sys
@@ -29,11 +31,13 @@ def mapped_bytes_of_one_block(mode: str) -> int:
     return int(out.stdout.strip())
 
 
+@pytest.mark.slow
 def test_a_large_block_is_mapped_by_default_and_comes_from_the_heap_once_retained():
     assert mapped_bytes_of_one_block("default") >= 24 * 2**20
     assert mapped_bytes_of_one_block("retain") == 0
 
 
+@pytest.mark.slow
 def test_every_command_retains_freed_memory_and_runs_record_it():
     probe = ("from click.testing import CliRunner\n"
              "from lpmrf_bench.cli.main import main\n"

@@ -18,6 +18,7 @@ from lpmrf_bench.weights import WeightsError
 from test_set_metrics_run import fake_mobilenet, scipy_fd  # noqa: F401  (fake_mobilenet: a fixture)
 
 
+@pytest.mark.slow
 def test_fd_mobilenet_scores_all_batches_against_the_synthetic_reference(fake_mobilenet):
     [metric], notes = build_metrics(("fd_mobilenet",), torch.device("cpu"), "synthetic-faces", strict=True)
     assert notes == [] and metric.spec.endswith("/ref=synthetic-faces:ref")
