@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.transforms import Bbox  # noqa: E402
 
 from lpmrf_bench import store  # noqa: E402
 from lpmrf_bench.metrics import find_metric  # noqa: E402
@@ -122,11 +123,14 @@ def with_labels(sets: pd.DataFrame) -> pd.DataFrame:
 
 
 KnobLabel = tuple[float, float, str, str]  # x, y, text, colour
-LABEL_OFFSETS = ((4, 4), (4, -11), (-4, 4), (-4, -11))  # points: right-above, right-below, left-above, left-below
+# points: right-above, right-below, left-above, left-below, right, left
+LABEL_OFFSETS = ((4, 4), (4, -11), (-4, 4), (-4, -11), (8, -3), (-8, -3))
+MARKER_HALF_SIDE = 5.5  # points: half the Pareto frontier's square, the largest marker drawn
 
 
-def place_labels(ax, labels: list[KnobLabel]) -> None:
-    """Put each knob label beside its point at the first offset where it overlaps no label already placed.
+def place_labels(ax, labels: list[KnobLabel], points: list[tuple[float, float]]) -> None:
+    """Put each knob label beside its point at the first offset where it overlaps no label already placed and
+    no other point's marker.
 
     A label with no free offset is left out: its point stays on the curve between labelled neighbours, which
     reads better than a pile of overlapping text. Labels also keep off the legend. Run after the layout is final
@@ -134,12 +138,16 @@ def place_labels(ax, labels: list[KnobLabel]) -> None:
     """
     renderer = ax.figure.canvas.get_renderer()
     placed = [ax.get_legend().get_window_extent(renderer)] if ax.get_legend() else []
+    half = MARKER_HALF_SIDE * ax.figure.dpi / 72
+    markers = {(px, py): Bbox.from_extents(*(ax.transData.transform((px, py)) - half),
+                                           *(ax.transData.transform((px, py)) + half)) for px, py in points}
     for xv, yv, text, colour in labels:
+        obstacles = placed + [box for point, box in markers.items() if point != (xv, yv)]
         for dx, dy in LABEL_OFFSETS:
             note = ax.annotate(text, (xv, yv), textcoords="offset points", xytext=(dx, dy), fontsize=7, color=colour,
                                ha="left" if dx > 0 else "right")
             box = note.get_window_extent(renderer)
-            if not any(box.overlaps(other) for other in placed):
+            if not any(box.overlaps(other) for other in obstacles):
                 placed.append(box)
                 break
             note.remove()
@@ -201,6 +209,7 @@ def pd_tradeoff(sets: pd.DataFrame, x: str = "psnr", y: str | None = None, datas
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     fig.tight_layout()
-    for ax, panel_labels in zip(axes.flat, labels):
-        place_labels(ax, panel_labels)
+    for ax, panel_labels, (_, points) in zip(axes.flat, labels, panels):
+        xy = zip(points[f"{x}_value"].astype(float), points[f"{y}_value"].astype(float))
+        place_labels(ax, panel_labels, list(xy))
     return fig

@@ -177,3 +177,28 @@ def test_clustered_sweep_labels_never_overlap_and_the_curve_ends_keep_theirs():
     assert {"steps=1", "steps=25"} <= texts and len(texts) < 5  # the ends first; some middle labels left out
     boxes = [t.get_window_extent(renderer) for t in ax.texts] + [ax.get_legend().get_window_extent(renderer)]
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_a_label_keeps_off_the_other_points_markers():
+    """steps=2 sits just right of and above steps=1, where that label goes first: the label moves."""
+    rows = []
+    for steps, psnr, lpips in ((1, 26.0, 0.30), (2, 26.03, 0.2975), (25, 25.0, 0.20)):
+        for metric, spec, value in (("psnr", PSNR, psnr), ("lpips", LPIPS, lpips)):
+            rows.append({"config_id": f"k{steps}", "method": "pmrf", "knob_steps": steps, "dataset": "d",
+                         "split": "test", "metric": metric, "spec": spec, "value": value, "ci_low": value - 0.01,
+                         "ci_high": value + 0.01})
+    sets = pd.DataFrame(rows)
+    sets["knob_steps"] = sets["knob_steps"].astype("Int64")
+    figure = pd_tradeoff(sets, "psnr", "lpips")
+    ax = figure.axes[0]
+    renderer = figure.canvas.get_renderer()
+    pixels = {steps: ax.transData.transform((psnr, lpips)) for steps, psnr, lpips in
+              ((1, 26.0, 0.30), (2, 26.03, 0.2975), (25, 25.0, 0.20))}
+    half = 5.5 * figure.dpi / 72  # the frontier's square marker, 11 points wide
+    for text in ax.texts:
+        own = int(text.get_text().removeprefix("steps="))
+        box = text.get_window_extent(renderer)
+        for steps, (px, py) in pixels.items():
+            if steps != own:  # the box and the other marker's square do not intersect
+                assert box.x1 < px - half or box.x0 > px + half or box.y1 < py - half or box.y0 > py + half, steps
+    assert {t.get_text() for t in ax.texts} == {"steps=1", "steps=2", "steps=25"}
