@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import scipy.special
+import scipy.stats
 import torch
 from click.testing import CliRunner
 
@@ -15,8 +18,11 @@ from lpmrf_bench import store
 from lpmrf_bench.cli.main import main
 from lpmrf_bench.convergence import load_curve
 from lpmrf_bench.models.archs import build_arch
-from lpmrf_bench.models.sampler import flow_matching_loss, sample_euler, stratified_uniform, time_grid
+from lpmrf_bench.models.sampler import (TIME_SAMPLINGS, flow_matching_loss, logit_normal, sample_euler,
+                                        stratified_uniform, time_grid)
+from lpmrf_bench.train import config, recipes
 from lpmrf_bench.train.loop import update_ema
+from lpmrf_bench.train.run import TrainError
 
 VALIDATE = ["val_every=2", "val_images=4", "val_batch_size=2", "ema_decay=0.5", "steps=2"]
 
@@ -111,6 +117,36 @@ def test_toy_flow_learns_the_straight_path():
         one_step = sample_euler(ema, a, time_grid(1, "t"))
     start_gap = (a - b).abs().mean().item()
     assert (one_step - b).abs().mean().item() < 0.1 * start_gap
+
+
+def test_logit_normal_times_are_the_sigmoid_of_normal_quantiles(tmp_path):
+    u = torch.tensor([1e-6, 0.01, 0.25, 0.5, 0.8, 0.999999], dtype=torch.float32)
+    expected = scipy.special.expit(scipy.stats.norm.ppf(u.double().numpy()))
+    np.testing.assert_allclose(logit_normal(u).numpy(), expected, rtol=1e-6, atol=1e-7)
+    assert logit_normal(u).dtype == torch.float32
+    assert set(TIME_SAMPLINGS) == set(config.TIME_SAMPLINGS)  # the torch-free list of names matches
+    with pytest.raises(TrainError, match="time_sampling must be one of uniform, logit-normal, got 'beta'"):
+        tiny_train("pmrf", tmp_path / "r", "time_sampling=beta")
+
+
+@pytest.mark.slow
+def test_pmrf_trains_on_logit_normal_times_of_the_same_strata(chain, tmp_path, monkeypatch):
+    """The same run with each time sampling: the flow sees sigmoid(norm.ppf(u)) of the uniform run's times u."""
+    seen: dict[str, list[torch.Tensor]] = {"uniform": [], "logit-normal": []}
+    for sampling, times in seen.items():
+        def recording(net, data, source, t, convention, times=times):
+            times.append(t.clone())
+            return flow_matching_loss(net, data, source, t, convention)
+
+        monkeypatch.setattr(recipes, "flow_matching_loss", recording)
+        tiny_train("pmrf", tmp_path / sampling, "steps=2", f"posterior_mean={chain['posterior-mean'].export_dir}",
+                   f"time_sampling={sampling}")
+    u, t = torch.cat(seen["uniform"]).double().numpy(), torch.cat(seen["logit-normal"]).double().numpy()
+    assert len(u) == 8 and not np.allclose(u, t)
+    np.testing.assert_allclose(t, scipy.special.expit(scipy.stats.norm.ppf(u)), rtol=1e-6, atol=1e-7)
+    specs = {s: pd.read_parquet(tmp_path / s / "loss.parquet")["loss_spec"].unique().tolist() for s in seen}
+    assert specs == {"uniform": ["velocity-mse/t/stratified/noise0.1"],
+                     "logit-normal": ["velocity-mse/t/stratified-logit-normal/noise0.1"]}
 
 
 def test_ema_update_is_the_exponential_average():

@@ -121,3 +121,20 @@ def stratified_uniform(
     offsets = torch.arange(group, n, groups, dtype=torch.float64)
     u = torch.rand(batch, generator=generator, dtype=torch.float64)
     return ((offsets + u) / n).to(device=device, dtype=torch.float32)
+
+
+def logit_normal(u: torch.Tensor) -> torch.Tensor:
+    """Uniform draws -> times sigmoid(z), z ~ N(0, 1) by the inverse CDF: SD3's logit-normal training times,
+    which weight the middle of the path over its ends; stratified draws stay stratified."""
+    z = 2**0.5 * torch.erfinv(2 * u.double() - 1)
+    return torch.sigmoid(z).to(u.dtype)
+
+
+# how a flow's training times are drawn from stratified uniform ones (TrainConfig.time_sampling)
+TIME_SAMPLINGS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"uniform": lambda u: u,
+                                                                     "logit-normal": logit_normal}
+
+
+def time_sampling_spec(name: str) -> str:
+    """The loss spec's word for it: `stratified` (uniform, as PMRF trains) or `stratified-<name>`."""
+    return "stratified" if name == "uniform" else f"stratified-{name}"

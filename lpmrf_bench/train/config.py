@@ -19,6 +19,7 @@ RUNTIME_FIELDS = ("steps", "device", "compile", "progress", "log_every", "val_ev
                   "keep_checkpoints", "workers")
 
 LR_SCHEDULES = ("constant", "cosine")
+TIME_SAMPLINGS = ("uniform", "logit-normal")  # the names of models.sampler.TIME_SAMPLINGS (kept torch-free)
 
 
 class ConfigError(ValueError):
@@ -48,6 +49,7 @@ class TrainConfig:
     grad_clip: float = 0.0  # max global gradient norm; 0 = no clipping
     ema_decay: float = 0.999
     precision: str = "fp32"  # or bf16 (autocast)
+    time_sampling: str = "uniform"  # the flows' training times, stratified: uniform, or logit-normal (SD3)
     compile: bool = False  # torch.compile the trained network
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
@@ -71,6 +73,8 @@ class TrainConfig:
             raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError(f"precision must be fp32 or bf16, got {self.precision!r}")
+        if self.time_sampling not in TIME_SAMPLINGS:
+            raise ConfigError(f"time_sampling must be one of {', '.join(TIME_SAMPLINGS)}, got {self.time_sampling!r}")
 
 
 @dataclass

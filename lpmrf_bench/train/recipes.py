@@ -32,7 +32,7 @@ from lpmrf_bench.models.archs import build_arch, config_fields
 from lpmrf_bench.models.hdit import HDIT_CONFIGS
 from lpmrf_bench.models.latent_flow import LatentFlow, LatentFlowConfig
 from lpmrf_bench.models.pmrf_loading import PMRFNetworks, PMRFSettings, load_posterior_mean, save_pmrf, save_posterior_mean
-from lpmrf_bench.models.sampler import flow_matching_loss
+from lpmrf_bench.models.sampler import flow_matching_loss, time_sampling_spec
 from lpmrf_bench.models.sim_vae import CLASS_NAME, CONFIG_FILE, PUBLISHED, WEIGHTS_FILE, SimVAE, SimVAEConfig, load_sim_vae
 from lpmrf_bench.models.swinir import SWINIR_CONFIGS
 from lpmrf_bench.restorers import RestoreBatch
@@ -177,7 +177,7 @@ def pmrf_task(cfg: PMRFConfig, device: torch.device, size: int) -> Task:
         save_pmrf(folder, nets, ({"name": cfg.posterior_mean, "sha256": pm_ref.sha256},))
 
     knobs = {"steps": cfg.val_steps, "noise_std": cfg.noise_std, "precision": cfg.precision}
-    return Task(model, loss, export, "pmrf", knobs, f"velocity-mse/t/stratified/noise{cfg.noise_std:g}")
+    return Task(model, loss, export, "pmrf", knobs, f"velocity-mse/t/{time_sampling_spec(cfg.time_sampling)}/noise{cfg.noise_std:g}")
 
 
 def _swinir_name(model: nn.Module) -> str:
@@ -241,7 +241,8 @@ def latent_pmrf_task(cfg: LatentPMRFConfig, device: torch.device, size: int) -> 
 
     knobs = {"steps": cfg.val_steps, "noise_std": cfg.noise_std, "latent_sample": "sample",
              "schedule": cfg.val_schedule, "precision": cfg.precision}
-    spec = f"velocity-mse/{convention}x{scale:g}/stratified/noise{cfg.noise_std:g}/latent-draws"
+    spec = (f"velocity-mse/{convention}x{scale:g}/{time_sampling_spec(cfg.time_sampling)}/noise{cfg.noise_std:g}"
+            "/latent-draws")
     return Task(model, loss, export, "latent-pmrf", knobs, spec)
 
 
