@@ -173,6 +173,23 @@ def test_rerun_with_other_settings_is_refused_and_steps_may_grow(tmp_path):
     assert "resumed from step 1" in result.output
 
 
+def test_a_run_from_before_a_setting_existed_resumes_as_its_default(tmp_path):
+    """Runs begun before `time_sampling` existed store no such key; they resume, unless it is set otherwise."""
+    out = tmp_path / "run"
+    base = ["train", "posterior-mean", "--out", str(out)] + [a for s in [*QUIET, *TINY["posterior-mean"]]
+                                                            for a in ("--set", s)]
+    assert CliRunner().invoke(main, base + ["--set", "steps=1"]).exit_code == 0
+    stored = out / "config.toml"
+    lines = stored.read_text().splitlines(keepends=True)
+    stored.write_text("".join(line for line in lines if not line.startswith("time_sampling")))
+    refused = CliRunner().invoke(main, ["train", "posterior-mean", "--out", str(out), "--set", "steps=2",
+                                        "--set", "time_sampling=logit-normal"])
+    assert refused.exit_code == 2 and "other values of time_sampling" in refused.output
+    result = CliRunner().invoke(main, ["train", "posterior-mean", "--out", str(out), "--set", "steps=2"])
+    assert result.exit_code == 0, result.output
+    assert "resumed from step 1" in result.output
+
+
 def test_resume_flag_needs_a_checkpoint(tmp_path):
     result = CliRunner().invoke(main, ["train", "posterior-mean", "--resume", "--out", str(tmp_path / "none")])
     assert result.exit_code == 2 and "no complete checkpoint" in result.output

@@ -232,9 +232,11 @@ def toml_text(config: TrainConfig, header: str) -> str:
 
 
 def changed_keys(old: dict[str, Any], new: TrainConfig) -> list[str]:
-    """Keys whose values differ, other than those a resumed run may change (`RUNTIME_FIELDS`)."""
-    new_d = to_dict(new)
-    return sorted(k for k in set(old) | set(new_d) if k not in RUNTIME_FIELDS and old.get(k) != new_d.get(k))
+    """Keys whose values differ, other than those a resumed run may change (`RUNTIME_FIELDS`). A key the stored
+    settings lack was added since that run began; it counts as its default, which keeps the old behaviour."""
+    new_d, defaults = to_dict(new), to_dict(type(new)())
+    return sorted(k for k in set(old) | set(new_d)
+                  if k not in RUNTIME_FIELDS and old.get(k, defaults.get(k)) != new_d.get(k))
 
 
 RECIPE_CONFIGS: dict[str, type[TrainConfig]] = {
