@@ -94,6 +94,7 @@ def test_every_loaded_tensor_changes_the_output(published_file, faces, monkeypat
             tensor.div_(1.05)
 
 
+@pytest.mark.slow
 def test_wrong_file_names_the_file_and_keys(tmp_path, published_file):
     _, state = published_file
     broken = dict(state)

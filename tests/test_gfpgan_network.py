@@ -55,6 +55,7 @@ def test_noise_reaches_every_injection_point():
             assert not torch.equal(net(x, changed), base), f"noise {i} has no effect"
 
 
+@pytest.mark.slow
 def test_every_loaded_tensor_changes_the_output_except_the_unused_parts():
     net = tiny_net(torch.float32)
     x, noise = reference_inputs(net.noise_shapes())

@@ -29,6 +29,7 @@ def images(seed: int, h: int, w: int, n: int = 2) -> torch.Tensor:
     return torch.randint(0, 256, (n, 3, h, w), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
 
 
+@pytest.mark.slow
 def test_manifest_is_both_libraries_layout():
     import torch_fidelity.feature_extractor_inceptionv3 as tfid
     from pytorch_fid import inception as ptfid
@@ -111,6 +112,7 @@ def test_perturbing_any_loaded_tensor_changes_the_features(weights_file):
     assert not wrong, f"features do not depend on (or the unused logits change them): {wrong}"
 
 
+@pytest.mark.slow
 def test_foreign_file_is_one_clear_error(tmp_path):
     torch.save({"Conv2d_1a_3x3.conv.weight": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(W.WeightsError, match="not the FID InceptionV3 layout"):

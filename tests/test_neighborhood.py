@@ -87,6 +87,7 @@ def test_cpu_gradient_path_matches_loop_values_and_gradients():
         assert (g - r).abs().max().item() < 1e-10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", PATHS)
 def test_each_path_matches_the_loop_on_a_small_map(path):
     """The fast subset's check of both paths (the slow test above covers more shapes)."""

@@ -126,6 +126,7 @@ def test_cli_runs_with_different_specs_exit_2_naming_the_spec(tmp_path):
     assert not (tmp_path / "chart.png").exists()
 
 
+@pytest.mark.slow
 def test_cli_several_runs_and_vector_formats(run_dir, tmp_path):
     runner = CliRunner()
     for suffix, magic in ((".svg", b"<?xml"), (".pdf", b"%PDF")):
@@ -137,6 +138,7 @@ def test_cli_several_runs_and_vector_formats(run_dir, tmp_path):
     assert bad.exit_code == 2 and "--out must end in .png, .svg or .pdf" in bad.output
 
 
+@pytest.mark.slow
 def test_splits_of_one_dataset_are_separate_panels():
     sets = _two_runs()
     sets.loc[sets.dataset == "lfw-test", ["dataset", "split"]] = ["celeba-test", "val"]

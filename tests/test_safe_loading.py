@@ -43,6 +43,7 @@ def test_read_refuses_and_names_the_flag(evil):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_every_loader_refuses_it(evil, tmp_path):
     from lpmrf_bench.metrics.lpips import build_lpips
     from lpmrf_bench.models.arcface import load_arcface

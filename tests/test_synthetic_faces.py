@@ -74,6 +74,7 @@ def test_test_split_pairs_are_deterministic_and_degraded():
     assert np.array_equal(lq, first.lq) and np.array_equal(gt, first.gt) and params.to_dict()["size"] == 64
 
 
+@pytest.mark.slow
 def test_faces_rendered_in_worker_processes_are_the_same_bits_in_the_same_order():
     seeds = [split_seed("train", i) for i in (65_000, 3, 65_001, 17, 9)]
     spawned = list(generate_faces(seeds, 64, workers=2))
@@ -174,6 +175,7 @@ def test_stream_ranks_are_disjoint_and_cover_the_global_batch():
         TrainingStream(rank=2, world_size=2)
 
 
+@pytest.mark.slow
 def test_stream_workers_give_the_same_batches():
     stream = TrainingStream(batch_size=2, seed=9, workers=1, prefetch=1)
     batches = stream.iterate(start_step=4)

@@ -67,6 +67,7 @@ def two_and_three(tmp_path_factory):
     lambda k: k.endswith(".exp_avg_sq"),
     lambda k: k.endswith(".step"),
 ], ids=["model", "ema", "exp_avg", "exp_avg_sq", "adam_step"])
+@pytest.mark.slow
 def test_every_kind_of_checkpoint_tensor_is_used_on_resume(two_and_three, tmp_path, pick):
     """Perturbing one restored tensor of each kind changes the weights one step later (the RNG state is not
     checked this way: no recipe draws from the global stream during a step)."""

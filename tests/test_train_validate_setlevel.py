@@ -48,6 +48,7 @@ def test_unknown_reference_is_skipped_with_a_note_unless_named(fake_mobilenet):
     assert len(notes) == 1 and notes[0].startswith("validation skips fd_mobilenet: reference 'ffhq-512'")
 
 
+@pytest.mark.slow
 def test_training_logs_fd_mobilenet_per_validation(fake_mobilenet, tmp_path):
     result = tiny_train("posterior-mean", tmp_path / "pm", "val_every=1", "steps=2", "val_images=6",
                         "val_batch_size=4", "val_metrics=fd_mobilenet,psnr")

@@ -22,6 +22,7 @@ def weights_file(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_manifest_is_torchvisions_layout():
     assert {k: list(v.shape) for k, v in torchvision.models.vgg16().state_dict().items()} == MANIFEST["keys"]
 
