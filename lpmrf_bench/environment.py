@@ -1,6 +1,7 @@
 """What a run records about where it ran: package versions, git commit, hardware."""
 from __future__ import annotations
 
+import os
 import platform
 import socket
 import subprocess
@@ -24,6 +25,11 @@ def package_versions() -> dict[str, str | None]:
         except PackageNotFoundError:
             found[name] = None
     return found
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity, where the OS says), for sizing worker pools."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def git_commit(path: Path | None = None) -> str | None:

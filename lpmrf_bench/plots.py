@@ -139,8 +139,8 @@ def place_labels(ax, labels: list[KnobLabel], points: list[tuple[float, float]])
     renderer = ax.figure.canvas.get_renderer()
     placed = [ax.get_legend().get_window_extent(renderer)] if ax.get_legend() else []
     half = MARKER_HALF_SIDE * ax.figure.dpi / 72
-    markers = {(px, py): Bbox.from_extents(*(ax.transData.transform((px, py)) - half),
-                                           *(ax.transData.transform((px, py)) + half)) for px, py in points}
+    centres = {point: ax.transData.transform(point) for point in points}
+    markers = {point: Bbox.from_extents(*(c - half), *(c + half)) for point, c in centres.items()}
     for xv, yv, text, colour in labels:
         obstacles = placed + [box for point, box in markers.items() if point != (xv, yv)]
         for dx, dy in LABEL_OFFSETS:

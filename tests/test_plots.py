@@ -183,8 +183,9 @@ def test_clustered_sweep_labels_never_overlap_and_the_curve_ends_keep_theirs():
 
 def test_a_label_keeps_off_the_other_points_markers():
     """steps=2 sits just right of and above steps=1, where that label goes first: the label moves."""
+    points = ((1, 26.0, 0.30), (2, 26.03, 0.2975), (25, 25.0, 0.20))  # steps, psnr, lpips
     rows = []
-    for steps, psnr, lpips in ((1, 26.0, 0.30), (2, 26.03, 0.2975), (25, 25.0, 0.20)):
+    for steps, psnr, lpips in points:
         for metric, spec, value in (("psnr", PSNR, psnr), ("lpips", LPIPS, lpips)):
             rows.append({"config_id": f"k{steps}", "method": "pmrf", "knob_steps": steps, "dataset": "d",
                          "split": "test", "metric": metric, "spec": spec, "value": value, "ci_low": value - 0.01,
@@ -194,8 +195,7 @@ def test_a_label_keeps_off_the_other_points_markers():
     figure = pd_tradeoff(sets, "psnr", "lpips")
     ax = figure.axes[0]
     renderer = figure.canvas.get_renderer()
-    pixels = {steps: ax.transData.transform((psnr, lpips)) for steps, psnr, lpips in
-              ((1, 26.0, 0.30), (2, 26.03, 0.2975), (25, 25.0, 0.20))}
+    pixels = {steps: ax.transData.transform((psnr, lpips)) for steps, psnr, lpips in points}
     half = 5.5 * figure.dpi / 72  # the frontier's square marker, 11 points wide
     for text in ax.texts:
         own = int(text.get_text().removeprefix("steps="))

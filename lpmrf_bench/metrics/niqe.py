@@ -43,6 +43,7 @@ import torch
 from scipy.ndimage import correlate
 from scipy.special import gamma as gamma_fn
 
+from lpmrf_bench.environment import usable_cores
 from lpmrf_bench.metrics.base import MetricSpec, stateless
 from lpmrf_bench.metrics.pyiqa_conventions import yiq_luma
 
@@ -233,7 +234,7 @@ def worker_count() -> int:
     """Processes NIQE spreads a batch over: $LPMRF_BENCH_NIQE_WORKERS, else the CPU cores this process may use."""
     value = os.environ.get(WORKERS_ENV, "").strip()
     if not value:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return usable_cores()
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"{WORKERS_ENV} must be a whole number of processes >= 1, got {value!r}")
     return int(value)

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from lpmrf_bench.atomic import atomic_write
+from lpmrf_bench.environment import usable_cores
 from lpmrf_bench.metrics.distribution import feature_statistics
 from lpmrf_bench.metrics.extractors import FeatureExtractor
 from lpmrf_bench.published import FFHQ512_CLEAN_KID, FFHQ512_CLEAN_STATS
@@ -172,8 +173,7 @@ def synthetic_reference(name: str, size: int, extract: Callable[[torch.Tensor], 
 def render_workers(count: int) -> int:
     """Processes rendering a synthetic reference while this one embeds it: one per 500 faces (each costs about
     a second to start), at most one per core this process may use."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return min(cores, count // 500)
+    return min(usable_cores(), count // 500)
 
 
 def synthetic_size(name: str) -> int | None:

@@ -177,7 +177,8 @@ def pmrf_task(cfg: PMRFConfig, device: torch.device, size: int) -> Task:
         save_pmrf(folder, nets, ({"name": cfg.posterior_mean, "sha256": pm_ref.sha256},))
 
     knobs = {"steps": cfg.val_steps, "noise_std": cfg.noise_std, "precision": cfg.precision}
-    return Task(model, loss, export, "pmrf", knobs, f"velocity-mse/t/{time_sampling_spec(cfg.time_sampling)}/noise{cfg.noise_std:g}")
+    spec = f"velocity-mse/t/{time_sampling_spec(cfg.time_sampling)}/noise{cfg.noise_std:g}"
+    return Task(model, loss, export, "pmrf", knobs, spec)
 
 
 def _swinir_name(model: nn.Module) -> str:
