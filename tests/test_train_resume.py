@@ -175,18 +175,19 @@ def test_rerun_with_other_settings_is_refused_and_steps_may_grow(tmp_path):
 
 
 def test_a_run_from_before_a_setting_existed_resumes_as_its_default(tmp_path):
-    """Runs begun before `time_sampling` existed store no such key; they resume, unless it is set otherwise."""
+    """Flow runs begun before `time_sampling` existed store no such key; they resume, unless it is set otherwise."""
+    posterior_mean = tiny_train("posterior-mean", tmp_path / "pm", "steps=1").export_dir
     out = tmp_path / "run"
-    base = ["train", "posterior-mean", "--out", str(out)] + [a for s in [*QUIET, *TINY["posterior-mean"]]
-                                                            for a in ("--set", s)]
-    assert CliRunner().invoke(main, base + ["--set", "steps=1"]).exit_code == 0
+    base = ["train", "pmrf", "--out", str(out)] + [a for s in [*QUIET, *TINY["pmrf"]] for a in ("--set", s)]
+    first = CliRunner().invoke(main, base + ["--set", "steps=1", "--set", f"posterior_mean={posterior_mean}"])
+    assert first.exit_code == 0, first.output
     stored = out / "config.toml"
     lines = stored.read_text().splitlines(keepends=True)
     stored.write_text("".join(line for line in lines if not line.startswith("time_sampling")))
-    refused = CliRunner().invoke(main, ["train", "posterior-mean", "--out", str(out), "--set", "steps=2",
+    refused = CliRunner().invoke(main, ["train", "pmrf", "--out", str(out), "--set", "steps=2",
                                         "--set", "time_sampling=logit-normal"])
     assert refused.exit_code == 2 and "other values of time_sampling" in refused.output
-    result = CliRunner().invoke(main, ["train", "posterior-mean", "--out", str(out), "--set", "steps=2"])
+    result = CliRunner().invoke(main, ["train", "pmrf", "--out", str(out), "--set", "steps=2"])
     assert result.exit_code == 0, result.output
     assert "resumed from step 1" in result.output
 

@@ -130,7 +130,7 @@ def logit_normal(u: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(z).to(u.dtype)
 
 
-# how a flow's training times are drawn from stratified uniform ones (TrainConfig.time_sampling)
+# how a flow's training times are drawn from stratified uniform ones (FlowConfig.time_sampling)
 TIME_SAMPLINGS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"uniform": lambda u: u,
                                                                      "logit-normal": logit_normal}
 

@@ -49,7 +49,6 @@ class TrainConfig:
     grad_clip: float = 0.0  # max global gradient norm; 0 = no clipping
     ema_decay: float = 0.999
     precision: str = "fp32"  # or bf16 (autocast)
-    time_sampling: str = "uniform"  # the flows' training times, stratified: uniform, or logit-normal (SD3)
     compile: bool = False  # torch.compile the trained network
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
@@ -73,8 +72,6 @@ class TrainConfig:
             raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError(f"precision must be fp32 or bf16, got {self.precision!r}")
-        if self.time_sampling not in TIME_SAMPLINGS:
-            raise ConfigError(f"time_sampling must be one of {', '.join(TIME_SAMPLINGS)}, got {self.time_sampling!r}")
 
 
 @dataclass
@@ -101,34 +98,38 @@ class VAEConfig(TrainConfig):
 
 
 @dataclass
-class PMRFConfig(TrainConfig):
-    """PMRF's published recipe (FACTS.md): AdamW 5e-4, wd 0.01, betas (0.9, 0.95), EMA 0.9999, no schedule."""
+class FlowConfig(TrainConfig):
+    """What both flows share: PMRF's published recipe (FACTS.md): AdamW 5e-4, wd 0.01, betas (0.9, 0.95), EMA
+    0.9999, no schedule; the source is the frozen posterior mean plus Gaussian noise of `noise_std`."""
 
-    arch: str = "hdit_ImageNet256Sp4"
     posterior_mean: str = "official"  # weights: official (DifFace SwinIR-L), a .pth, or a posterior-mean export
     noise_std: float = 0.1
+    time_sampling: str = "uniform"  # training times, stratified: uniform (as PMRF), or logit-normal (SD3)
     lr: float = 5e-4
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.95)
     ema_decay: float = 0.9999
     val_steps: int = 25  # Euler steps of validation sampling
 
+    def check(self) -> None:
+        super().check()
+        if self.time_sampling not in TIME_SAMPLINGS:
+            raise ConfigError(f"time_sampling must be one of {', '.join(TIME_SAMPLINGS)}, got {self.time_sampling!r}")
+
 
 @dataclass
-class LatentPMRFConfig(TrainConfig):
+class PMRFConfig(FlowConfig):
+    arch: str = "hdit_ImageNet256Sp4"
+
+
+@dataclass
+class LatentPMRFConfig(FlowConfig):
     """The latent flow on a frozen posterior mean and a frozen VAE, in Latent-PMRF's sigma convention."""
 
     arch: str = "latent_flow"  # or latent_flow_tiny
     vae: str = "sim-vae-c32"  # a published Sim-VAE name or a folder in its layout (e.g. a `vae` export)
-    posterior_mean: str = "official"
-    noise_std: float = 0.1
     time_convention: str = "sigma"
     time_scale: float = 1.0
-    lr: float = 5e-4
-    weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.95)
-    ema_decay: float = 0.9999
-    val_steps: int = 25
     val_schedule: str = "flow-match"
 
     def check(self) -> None:

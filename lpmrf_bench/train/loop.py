@@ -26,7 +26,7 @@ from tqdm import tqdm
 from lpmrf_bench import store
 from lpmrf_bench.data import open_dataset
 from lpmrf_bench.distributed import Ranks, device_for, from_environment
-from lpmrf_bench.models.sampler import TIME_SAMPLINGS, stratified_uniform
+from lpmrf_bench.models.sampler import stratified_uniform
 from lpmrf_bench.plan import stable_hash
 from lpmrf_bench.restorers import RestoreBatch, image_seed
 from lpmrf_bench.train import state
@@ -149,8 +149,7 @@ class Trainer:
         seeds = [image_seed(cfg.seed, SEED_SPACE, str(g), 0) for g in indices]
         # the global batch's stratified times, drawn identically on every rank; this rank takes its block
         generator = torch.Generator().manual_seed(image_seed(cfg.seed, SEED_SPACE, f"times/{step}", 0))
-        times = TIME_SAMPLINGS[cfg.time_sampling](stratified_uniform(cfg.batch_size, generator))
-        times = times[js.start:js.stop].to(self.device)
+        times = stratified_uniform(cfg.batch_size, generator)[js.start:js.stop].to(self.device)
         return RestoreBatch(lq=lq, image_ids=[str(g) for g in indices], seeds=seeds, gt=gt), times
 
     def step(self, step: int) -> dict[str, float]:

@@ -32,7 +32,7 @@ from lpmrf_bench.models.archs import build_arch, config_fields
 from lpmrf_bench.models.hdit import HDIT_CONFIGS
 from lpmrf_bench.models.latent_flow import LatentFlow, LatentFlowConfig
 from lpmrf_bench.models.pmrf_loading import PMRFNetworks, PMRFSettings, load_posterior_mean, save_pmrf, save_posterior_mean
-from lpmrf_bench.models.sampler import flow_matching_loss, time_sampling_spec
+from lpmrf_bench.models.sampler import TIME_SAMPLINGS, flow_matching_loss, time_sampling_spec
 from lpmrf_bench.models.sim_vae import CLASS_NAME, CONFIG_FILE, PUBLISHED, WEIGHTS_FILE, SimVAE, SimVAEConfig, load_sim_vae
 from lpmrf_bench.models.swinir import SWINIR_CONFIGS
 from lpmrf_bench.restorers import RestoreBatch
@@ -48,7 +48,8 @@ Loss = Callable[[nn.Module, RestoreBatch, torch.Tensor], tuple[torch.Tensor, dic
 
 @dataclass
 class Task:
-    """A recipe built for one run: `loss(model, batch, times)` -> (loss, named parts for the log)."""
+    """A recipe built for one run: `loss(model, batch, times)` -> (loss, named parts for the log); `times` are
+    stratified uniform draws in [0, 1), which the flows map by their `time_sampling` and the others ignore."""
 
     model: nn.Module
     loss: Loss
@@ -165,7 +166,7 @@ def pmrf_task(cfg: PMRFConfig, device: torch.device, size: int) -> Task:
         with torch.no_grad():
             xhat = posterior_mean(batch.lq).float().clamp(0, 1)
         source = xhat + cfg.noise_std * batch.noise(xhat.shape[1:], "flow-source")
-        value = flow_matching_loss(net, batch.gt, source, times, "t")
+        value = flow_matching_loss(net, batch.gt, source, TIME_SAMPLINGS[cfg.time_sampling](times), "t")
         return value, {"velocity_mse": value.item()}
 
     def export(folder: Path, ema: nn.Module, self_contained: bool) -> None:
@@ -228,7 +229,8 @@ def latent_pmrf_task(cfg: LatentPMRFConfig, device: torch.device, size: int) -> 
             # the target's posterior draw: a second stream of each image, independent of the source's
             target_draws = RestoreBatch(lq=batch.lq, image_ids=batch.image_ids, seeds=[s ^ 1 for s in batch.seeds])
             data = encode_latent(vae_model, batch.gt, target_draws, "sample")
-        value = flow_matching_loss(lambda z, s: net(z, s * scale), data, source, times, convention)
+        value = flow_matching_loss(lambda z, s: net(z, s * scale), data, source,
+                                   TIME_SAMPLINGS[cfg.time_sampling](times), convention)
         return value, {"velocity_mse": value.item()}
 
     def export(folder: Path, ema: nn.Module, self_contained: bool) -> None:
