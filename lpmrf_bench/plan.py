@@ -22,7 +22,7 @@ from lpmrf_bench.metrics.extractors import EXTRACTORS, FeatureFn
 from lpmrf_bench.metrics.setlevel import SET_METRICS, SetMetric
 from lpmrf_bench.registry import UnavailableError
 from lpmrf_bench.restorers import LoadedRestorer, RestorerSpec, get_restorer
-from lpmrf_bench.weights import WeightsError, WeightsMissingError, resolve, sha256_of
+from lpmrf_bench.weights import WeightsError, WeightsMissingError, resolve, sha256_of, status
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +213,11 @@ def _missing_weights(plan: MethodPlan) -> list[str]:
             resolve(wf)
         except WeightsError as exc:
             problems.append(f"{plan.name}: {exc}")
+    here = [name for name, files in plan.spec.weight_sets.items()
+            if name != plan.weights_arg and all(status(wf) != "missing" for wf in files)]
+    if problems and here:  # e.g. the published pmrf is absent offline, the embedded one ships in the package
+        problems.append(f"{plan.name}: its weight set {here[0]!r} is on this machine: --weights "
+                        f"{plan.name}={here[0]} in `run`, --weights {here[0]} in `restore`")
     return problems
 
 

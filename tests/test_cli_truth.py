@@ -38,6 +38,23 @@ def test_list_methods_says_which_weights_are_missing():
     assert not any(" yes" in rows[m] for m in ("pmrf", "posterior-mean", "vae-recon"))
 
 
+@pytest.mark.slow
+def test_missing_default_weights_point_to_the_set_that_is_here(tmp_path):
+    """Offline, pmrf's published weights are absent and its embedded ones ship in the package: the error says so,
+    and the command it suggests runs."""
+    run = ["run", "--methods", "pmrf", "--datasets", "synthetic-faces:test", "--out", str(tmp_path / "r"),
+           "--limit", "1", "--set", "steps=1", "--no-progress"]
+    missing = invoke(*run)
+    assert missing.exit_code == 1 and "weight file 'model.safetensors'" in missing.output
+    hint = "pmrf: its weight set 'embedded' is on this machine: --weights pmrf=embedded in `run`"
+    assert hint in missing.output
+    assert invoke(*run, "--weights", "pmrf=embedded").exit_code == 0
+    (tmp_path / "in").mkdir()
+    no_other_set = invoke("restore", "--method", "gfpgan", "--input", str(tmp_path / "in"), "--output",
+                          str(tmp_path / "o"))
+    assert no_other_set.exit_code == 1 and "is on this machine" not in no_other_set.output
+
+
 def test_list_metrics_says_which_weights_are_missing_and_tables_fit_100_columns():
     out = invoke("list", "metrics").output
     assert "weights missing: vgg16-397923af.pth" in out and "weights missing: resnet18_110.pth" in out
