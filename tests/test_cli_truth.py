@@ -100,6 +100,20 @@ def test_skipped_metrics_name_source_and_destination(tmp_path, paired):
     assert "put it at:" in result.output and "metrics/vgg16-397923af.pth" in result.output
 
 
+def test_restore_says_which_inputs_reading_converted(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    gray = np.random.default_rng(0).integers(0, 256, (16, 16), dtype=np.uint8)
+    Image.fromarray(gray).save(folder / "gray.png")
+    Image.fromarray(np.stack([gray] * 3, axis=-1)).save(folder / "rgb.png")
+    result = invoke("restore", "--method", "identity", "--input", str(folder), "--output", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert "1 converted on reading:\n  gray: lq: gray -> RGB\n" in result.output and "rgb:" not in result.output
+    np.testing.assert_array_equal(read_image(tmp_path / "out" / "gray.png")[0], np.repeat(gray[..., None], 3, -1))
+
+
 def test_restore_reads_only_lq_refuses_its_input_and_existing_files(tmp_path, paired, photo_pairs):
     out = tmp_path / "restored"
     inside = invoke("restore", "--method", "identity", "--input", str(paired), "--output", str(paired / "out"))

@@ -171,10 +171,13 @@ def _restore_folder(plan, source: Path, target: Path, seed: int, device: str | N
     dev = pick_device(device)
     restorer = plan.spec.load(plan.weights_arg, dev)
     failures: list[str] = []
+    converted: list[str] = []
     written = 0
     for samples, errors in load_batches(dataset, ids, batch_size):
         failures += [f"{k}: {v}" for k, v in errors.items()]
         for s in samples:  # one at a time: folders of inputs rarely share one size
+            if s.conversions:
+                converted.append(f"{s.image_id}: {', '.join(s.conversions)}")
             batch = RestoreBatch(lq=to_tensor([s.lq], dev).float() / 255.0, image_ids=[s.image_id],
                                  seeds=[image_seed(seed, dataset.name, s.image_id, 0)])
             try:
@@ -188,6 +191,8 @@ def _restore_folder(plan, source: Path, target: Path, seed: int, device: str | N
             written += 1
     read_from = getattr(dataset, "lq_dir", source)
     click.echo(f"wrote {written} of {len(ids)} image(s) from {read_from} to {target} ({plan.configs[0].label()})")
+    if converted:  # the restorer saw 8-bit RGB; say what reading changed
+        click.echo("\n".join([f"{len(converted)} converted on reading:", *(f"  {c}" for c in converted)]))
     if failures:
         click.echo("\n".join([f"{len(failures)} failed:", *(f"  {f}" for f in failures)]), err=True)
         sys.exit(1)
