@@ -99,8 +99,8 @@ class VAEConfig(TrainConfig):
 
 @dataclass
 class FlowConfig(TrainConfig):
-    """What both flows share: PMRF's published recipe (FACTS.md): AdamW 5e-4, wd 0.01, betas (0.9, 0.95), EMA
-    0.9999, no schedule; the source is the frozen posterior mean plus Gaussian noise of `noise_std`."""
+    """What both flows share, with PMRF's published recipe as defaults (FACTS.md: AdamW 5e-4, wd 0.01, betas
+    (0.9, 0.95), EMA 0.9999, no schedule); the source is the frozen posterior mean plus noise of `noise_std`."""
 
     posterior_mean: str = "official"  # weights: official (DifFace SwinIR-L), a .pth, or a posterior-mean export
     noise_std: float = 0.1
