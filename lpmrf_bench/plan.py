@@ -213,9 +213,11 @@ def _missing_weights(plan: MethodPlan) -> list[str]:
             resolve(wf)
         except WeightsError as exc:
             problems.append(f"{plan.name}: {exc}")
+    if not problems:
+        return problems
     here = [name for name, files in plan.spec.weight_sets.items()
             if name != plan.weights_arg and all(status(wf) != "missing" for wf in files)]
-    if problems and here:  # e.g. the published pmrf is absent offline, the embedded one ships in the package
+    if here:  # e.g. the published pmrf is absent offline, the embedded one ships in the package
         problems.append(f"{plan.name}: its weight set {here[0]!r} is on this machine: --weights "
                         f"{plan.name}={here[0]} in `run`, --weights {here[0]} in `restore`")
     return problems

@@ -161,12 +161,13 @@ def pmrf_task(cfg: PMRFConfig, device: torch.device, size: int) -> Task:
     _registered(cfg.arch, HDIT_CONFIGS)
     posterior_mean, _, pm_ref = _posterior_mean(_absolute(cfg.posterior_mean), device)
     model = build_arch(cfg.arch).to(device)
+    flow_times = TIME_SAMPLINGS[cfg.time_sampling]
 
     def loss(net: nn.Module, batch: RestoreBatch, times: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         with torch.no_grad():
             xhat = posterior_mean(batch.lq).float().clamp(0, 1)
         source = xhat + cfg.noise_std * batch.noise(xhat.shape[1:], "flow-source")
-        value = flow_matching_loss(net, batch.gt, source, TIME_SAMPLINGS[cfg.time_sampling](times), "t")
+        value = flow_matching_loss(net, batch.gt, source, flow_times(times), "t")
         return value, {"velocity_mse": value.item()}
 
     def export(folder: Path, ema: nn.Module, self_contained: bool) -> None:
@@ -219,7 +220,7 @@ def latent_pmrf_task(cfg: LatentPMRFConfig, device: torch.device, size: int) -> 
     pm_name = _absolute(cfg.posterior_mean)
     posterior_mean, _, pm_ref = _posterior_mean(pm_name, device)
     model = LatentFlow(LATENT_FLOW_SIZES[cfg.arch](vae_model.config.latent_channels)).to(device)
-    convention, scale = cfg.time_convention, cfg.time_scale
+    convention, scale, flow_times = cfg.time_convention, cfg.time_scale, TIME_SAMPLINGS[cfg.time_sampling]
 
     def loss(net: nn.Module, batch: RestoreBatch, times: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         with torch.no_grad():
@@ -229,8 +230,7 @@ def latent_pmrf_task(cfg: LatentPMRFConfig, device: torch.device, size: int) -> 
             # the target's posterior draw: a second stream of each image, independent of the source's
             target_draws = RestoreBatch(lq=batch.lq, image_ids=batch.image_ids, seeds=[s ^ 1 for s in batch.seeds])
             data = encode_latent(vae_model, batch.gt, target_draws, "sample")
-        value = flow_matching_loss(lambda z, s: net(z, s * scale), data, source,
-                                   TIME_SAMPLINGS[cfg.time_sampling](times), convention)
+        value = flow_matching_loss(lambda z, s: net(z, s * scale), data, source, flow_times(times), convention)
         return value, {"velocity_mse": value.item()}
 
     def export(folder: Path, ema: nn.Module, self_contained: bool) -> None:
