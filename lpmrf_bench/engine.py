@@ -32,6 +32,7 @@ from lpmrf_bench.plan import (MethodConfig, MethodPlan, MetricPlan, PlanError, p
                               plan_metrics, stable_hash)
 from lpmrf_bench.restorers import LoadedRestorer, RestoreBatch, RestoreInputError, image_seed
 from lpmrf_bench.run_dir import open_run_dir
+from lpmrf_bench.runs_root import RUNS_ROOT
 from lpmrf_bench.set_scoring import LazyExtractors, score_features, upsert_sets
 from lpmrf_bench.summary import summarize, write_sets
 from lpmrf_bench.weights import WeightsError
@@ -72,7 +73,7 @@ class RunOptions:
                 **({"set_reference": self.set_reference} if self.set_reference else {})}
 
     def out_dir(self) -> Path:
-        return Path(self.out) if self.out else Path("runs") / stable_hash(self.identity(), 12)
+        return Path(self.out) if self.out else RUNS_ROOT / stable_hash(self.identity(), 12)
 
 
 @dataclass

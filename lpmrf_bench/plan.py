@@ -144,6 +144,19 @@ def embedded_methods() -> list[str]:
     return names
 
 
+def embedded_weight_choices(methods: list[str]) -> dict[str, str]:
+    """`embedded` for each method that has a weight set of that name: the weights its synthetic-face domain is
+    scored with. Unknown names are left to `plan_methods`, which reports them with every other argument."""
+    chosen = {}
+    for name in methods:
+        try:
+            if "embedded" in get_restorer(name).weight_sets:
+                chosen[name] = "embedded"
+        except (KeyError, UnavailableError, FileNotFoundError):
+            continue
+    return chosen
+
+
 def plan_methods(methods: list[str], sets: dict[str, str], sweeps: dict[str, str], weights: dict[str, str],
                  reference: str | None = None) -> list[MethodPlan]:
     """Check every argument (names, knobs and their values, --weights), then look the weights up: same order

@@ -21,10 +21,10 @@ from matplotlib.transforms import Bbox  # noqa: E402
 
 from lpmrf_bench import store  # noqa: E402
 from lpmrf_bench.metrics import find_metric  # noqa: E402
+from lpmrf_bench.pd_axes import DISTORTION_DEFAULT, PERCEPTION_PREFERENCE  # noqa: E402
 from lpmrf_bench.registry import UnavailableError  # noqa: E402
 from lpmrf_bench.restorers import get_restorer  # noqa: E402
 
-PERCEPTION_PREFERENCE = ("fid", "kid", "fd_mobilenet", "kd_mobilenet", "niqe", "musiq", "clipiqa", "lpips")
 
 
 def pd_knob(method: str) -> str | None:
@@ -191,7 +191,7 @@ def _draw_panel(ax, sets: pd.DataFrame, points: pd.DataFrame, x: str, y: str, da
     return labels
 
 
-def pd_tradeoff(sets: pd.DataFrame, x: str = "psnr", y: str | None = None, dataset: str | None = None) -> Figure:
+def pd_tradeoff(sets: pd.DataFrame, x: str = DISTORTION_DEFAULT, y: str | None = None, dataset: str | None = None) -> Figure:
     """The perception-distortion chart of `sets.parquet` rows (of one run, or several with a `run` column).
 
     One panel per dataset (`dataset="all"`); the better corner is the top right for every metric pair.

@@ -96,3 +96,17 @@ def test_default_run_sweeps_steps_on_the_embedded_weights(fake_mobilenet, tmp_pa
     sets = pd.read_parquet(tmp_path / "run" / "sets.parquet")
     assert set(sets["metric"]) == {"psnr", "ssim", "fd_mobilenet", "kd_mobilenet"}
     assert set(sets.loc[sets["method"] != "identity", "weights"]) == {"embedded"}
+
+
+def test_methods_alone_run_on_the_embedded_default_and_datasets_alone_are_refused(fake_mobilenet, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["run", "--methods", "identity,posterior-mean", "--limit", "3", "--metrics", "psnr",
+                                  "--no-progress", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert "no --datasets: scoring synthetic-faces:test (the embedded default)" in result.stderr
+    sets = pd.read_parquet(tmp_path / "run" / "sets.parquet")
+    assert set(sets["dataset"]) == {"synthetic-faces"} and set(sets["split"]) == {"test"}
+    assert sets.set_index("method")["weights"].to_dict() == {"identity": "-", "posterior-mean": "embedded"}
+    alone = runner.invoke(main, ["run", "--datasets", "synthetic-faces:test", "--out", str(tmp_path / "other")])
+    assert alone.exit_code == 2 and "--datasets needs --methods" in alone.output
+    assert not (tmp_path / "other").exists()

@@ -204,3 +204,37 @@ def test_a_label_keeps_off_the_other_points_markers():
             if steps != own:  # the box and the other marker's square do not intersect
                 assert box.x1 < px - half or box.x0 > px + half or box.y1 < py - half or box.y0 > py + half, steps
     assert {t.get_text() for t in ax.texts} == {"steps=1", "steps=2", "steps=25"}
+
+
+def test_without_run_dirs_plot_and_report_read_the_run_written_to_last(run_dir, tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    for command in (["plot", "pd-tradeoff", "--y", "ssim"], ["report"]):
+        none = runner.invoke(main, command)
+        assert none.exit_code == 2 and "no run folder with scores under runs/" in none.output
+    for name in ("older", "newer", "unscored"):
+        shutil.copytree(run_dir, tmp_path / "runs" / name, ignore=shutil.ignore_patterns("pd-tradeoff.*"))
+    (tmp_path / "runs" / "unscored" / "sets.parquet").unlink()  # the newest folder, but nothing to read in it
+    for age, name in ((3600, "older"), (60, "newer")):
+        for path in (tmp_path / "runs" / name).iterdir():
+            stamp = path.stat().st_mtime - age
+            os.utime(path, (stamp, stamp))
+    chart = runner.invoke(main, ["plot", "pd-tradeoff", "--y", "ssim"])
+    assert chart.exit_code == 0, chart.output
+    assert "no RUN_DIRS given: reading runs/newer, the run folder under runs/ written to last" in chart.stderr
+    assert (tmp_path / "runs" / "newer" / "pd-tradeoff.png").exists()
+    assert not (tmp_path / "runs" / "older" / "pd-tradeoff.png").exists()
+    report = runner.invoke(main, ["report"])
+    assert report.exit_code == 0, report.output
+    assert "reading runs/newer" in report.stderr and "test-scale" in report.stdout
+
+
+def test_help_lists_the_perception_metrics_the_chart_picks_from():
+    from lpmrf_bench.plots import PERCEPTION_PREFERENCE
+
+    for command in (["plot", "pd-tradeoff", "--help"], ["report", "--help"]):
+        help_text = " ".join(CliRunner().invoke(main, command).output.split())
+        assert f"the first of {', '.join(PERCEPTION_PREFERENCE)} in the runs" in help_text

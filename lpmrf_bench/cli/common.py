@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -111,3 +112,18 @@ def parse_device(name: str | None) -> str | None:
 progress_axis_option = click.option(
     "--x", "x", type=click.Choice(["step", "wall", "images"]), default="step", show_default=True,
     help="Training progress: steps, the training clock (validation excluded) or images seen.")
+
+
+def run_dirs_or_newest(run_dirs: tuple[Path, ...]) -> tuple[Path, ...]:
+    """The run folders a reading command was given, or else the one under runs/ written to last, said on stderr:
+    so `lpmrf-bench run` then a bare `plot pd-tradeoff` or `report` reads the run just made."""
+    from lpmrf_bench.runs_root import RUNS_ROOT, newest_evaluation_run
+
+    if run_dirs:
+        return run_dirs
+    try:
+        newest = newest_evaluation_run()
+    except FileNotFoundError as exc:
+        raise UsageProblem(str(exc)) from exc
+    click.echo(f"no RUN_DIRS given: reading {newest}, the run folder under {RUNS_ROOT}/ written to last", err=True)
+    return (newest,)

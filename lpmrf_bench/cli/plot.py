@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from lpmrf_bench.cli.common import UsageProblem, progress_axis_option
+from lpmrf_bench.cli.common import UsageProblem, progress_axis_option, run_dirs_or_newest
+from lpmrf_bench.pd_axes import DISTORTION_DEFAULT, PERCEPTION_HELP
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,10 +34,9 @@ def _check_format(out: Path | None) -> None:
 
 
 @plot_group.command("pd-tradeoff")
-@click.argument("run_dirs", nargs=-1, required=True, type=RunDir)
-@click.option("--x", "x", default="psnr", show_default=True, help="Distortion metric (horizontal axis).")
-@click.option("--y", "y", default=None, help="Perception metric (default: the first of fid, kid, niqe, musiq, "
-                                              "clipiqa, lpips in the runs).")
+@click.argument("run_dirs", nargs=-1, type=RunDir)
+@click.option("--x", "x", default=DISTORTION_DEFAULT, show_default=True, help="Distortion metric (horizontal axis).")
+@click.option("--y", "y", default=None, help=f"Perception metric (default: {PERCEPTION_HELP}).")
 @click.option("--dataset", default=None, help="Dataset to draw (needed when there are several), or `all`: a panel each.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Image file: .png, .svg or .pdf (default: FIRST_RUN_DIR/pd-tradeoff.png).")
@@ -44,11 +44,13 @@ def pd_tradeoff_command(run_dirs: tuple[Path, ...], x: str, y: str | None, datas
     """Every configuration of RUN_DIRS at (distortion, perception) with 95% intervals; PD-knob sweeps as curves.
 
     The Pareto frontier over all points is marked; the better corner is the top right for any metric pair.
+    Without RUN_DIRS: the run folder under runs/ that a command wrote to last.
     """
     from lpmrf_bench.plots import default_perception_metric, pd_tradeoff
     from lpmrf_bench.store import MixedSpecsError, load_sets
 
     _check_format(out)
+    run_dirs = run_dirs_or_newest(run_dirs)
     try:
         sets = load_sets(run_dirs)
         y = y or default_perception_metric(sets)

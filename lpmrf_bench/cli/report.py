@@ -6,11 +6,14 @@ from pathlib import Path
 
 import click
 
+from lpmrf_bench.cli.common import run_dirs_or_newest
+from lpmrf_bench.pd_axes import DISTORTION_DEFAULT, PERCEPTION_HELP
+
 RunDir = click.Path(exists=True, file_okay=False, path_type=Path)
 
 
 @click.command("report")
-@click.argument("run_dirs", nargs=-1, required=True, type=RunDir)
+@click.argument("run_dirs", nargs=-1, type=RunDir)
 @click.option("--baseline", type=RunDir, default=None,
               help="Run directory to judge the runs against (e.g. reports/baseline); exit 1 on a regression.")
 @click.option("--tolerance", "tolerances", multiple=True, metavar="METRIC=V",
@@ -19,9 +22,8 @@ RunDir = click.Path(exists=True, file_okay=False, path_type=Path)
               help="report.html (one self-contained file) or report.md (images in <name>_files/ beside it).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the regression verdict as JSON (needs --baseline).")
-@click.option("--x", "pd_x", default="psnr", show_default=True, help="Distortion metric of the PD chart.")
-@click.option("--y", "pd_y", default=None, help="Perception metric of the PD chart (default: the first of fid, kid, "
-                                                 "niqe, musiq, clipiqa, lpips in the runs).")
+@click.option("--x", "pd_x", default=DISTORTION_DEFAULT, show_default=True, help="Distortion metric of the PD chart.")
+@click.option("--y", "pd_y", default=None, help=f"Perception metric of the PD chart (default: {PERCEPTION_HELP}).")
 @click.option("--grid-metric", default="psnr", show_default=True,
               help="Metric that ranks images for the best / median / worst grid.")
 @click.option("--data-root", default=None, envvar="LPMRF_BENCH_DATA", help="Where the benchmark sets live (image grids).")
@@ -29,7 +31,8 @@ RunDir = click.Path(exists=True, file_okay=False, path_type=Path)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the paired bootstrap.")
 def report_command(run_dirs: tuple[Path, ...], baseline: Path | None, tolerances: tuple[str, ...], out: Path | None,
                    json_out: Path | None, pd_x: str, pd_y: str | None, grid_metric: str, data_root: str | None, device: str, seed: int) -> None:
-    """Report on RUN_DIRS (evaluation runs, and training runs with a convergence.parquet).
+    """Report on RUN_DIRS (evaluation runs, and training runs with a convergence.parquet); without RUN_DIRS, on the
+    run folder under runs/ that a command wrote to last.
 
     Without --out, prints the set-level tables (and the verdict with --baseline). Exit status: 0 done, 1 a
     regression against the baseline, 2 incomparable inputs (each difference named).
@@ -41,6 +44,7 @@ def report_command(run_dirs: tuple[Path, ...], baseline: Path | None, tolerances
         raise click.UsageError("--json writes the regression verdict: give --baseline too")
     if out and out.suffix.lower() not in (".html", ".md"):
         raise click.UsageError(f"--out must end in .html or .md, got {out.name}")
+    run_dirs = run_dirs_or_newest(run_dirs)
     evaluation_dirs = [d for d in run_dirs if (d / "sets.parquet").exists()]
     training_dirs = [d for d in run_dirs if (d / "convergence.parquet").exists()]
     unknown = [str(d) for d in run_dirs if d not in evaluation_dirs and d not in training_dirs]

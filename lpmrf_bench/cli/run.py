@@ -63,12 +63,14 @@ def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, tru
 
     With no --methods and no --datasets this is the embedded default: synthetic-faces:test x (identity +
     every method with embedded weights, on those weights) scored by PSNR, SSIM, fd_mobilenet and kd_mobilenet
-    unless --metrics/--weights say otherwise. The same command resumes into the same directory.
+    unless --metrics/--weights say otherwise; --methods alone runs those methods on it the same way. The same
+    command resumes into the same directory.
     """
     import pandas as pd
 
     from lpmrf_bench.engine import RunOptions, run
-    from lpmrf_bench.plan import DEFAULT_DATASET, DEFAULT_METRICS, embedded_methods, parse_assignments, split_list
+    from lpmrf_bench.plan import (DEFAULT_DATASET, DEFAULT_METRICS, embedded_methods, embedded_weight_choices,
+                                  parse_assignments, split_list)
 
     device = parse_device(device)
     if weights_dir:  # restorers resolve through the environment; one cache for every model of the run
@@ -76,12 +78,14 @@ def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, tru
     trust_pickles(trusted)
     method_list, dataset_list = split_list(methods), split_list(datasets)
     weights = parse_assignments(list(weights), "--weights")
-    if not method_list and not dataset_list:
-        method_list, dataset_list = embedded_methods(), [DEFAULT_DATASET]
-        weights = {**{m: "embedded" for m in method_list if m != "identity"}, **weights}
+    if not method_list and dataset_list:
+        raise click.UsageError("--datasets needs --methods (with neither, the run is the embedded default)")
+    if not dataset_list:  # the embedded default, with all its methods or those named
+        if method_list:
+            click.echo(f"no --datasets: scoring {DEFAULT_DATASET} (the embedded default)", err=True)
+        method_list, dataset_list = method_list or embedded_methods(), [DEFAULT_DATASET]
+        weights = {**embedded_weight_choices(method_list), **weights}
         metrics = metrics or DEFAULT_METRICS
-    if not method_list or not dataset_list:
-        raise click.UsageError("give both --methods and --datasets, or neither (the embedded default)")
     options = RunOptions(
         methods=method_list, datasets=dataset_list, protocol=protocol, metrics=split_list(metrics) or None,
         sets=parse_assignments(list(sets), "--set"), sweeps=parse_assignments(list(sweeps), "--sweep"),

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from lpmrf_bench.atomic import atomic_write
+from lpmrf_bench.pd_axes import DISTORTION_DEFAULT
 from lpmrf_bench.regression import Verdict, summary_line
 from lpmrf_bench.report.grids import image_grids
 from lpmrf_bench.report.provenance import provenance
@@ -30,7 +31,7 @@ class ReportOptions:
     training_dirs: list[Path]
     out: Path  # .html or .md
     verdict: Verdict | None = None
-    pd_x: str = "psnr"
+    pd_x: str = DISTORTION_DEFAULT
     pd_y: str | None = None
     grid_metric: str = "psnr"
     data_root: str | None = None

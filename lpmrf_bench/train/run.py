@@ -8,6 +8,7 @@ from lpmrf_bench.atomic import atomic_write
 from lpmrf_bench.data.base import DatasetError
 from lpmrf_bench.models.checkpoint import CheckpointError
 from lpmrf_bench.registry import UnknownNameError
+from lpmrf_bench.runs_root import RUNS_ROOT
 from lpmrf_bench.train import config as settings
 from lpmrf_bench.train.loop import Trainer, TrainResult, run_id
 from lpmrf_bench.train.state import complete_checkpoints
@@ -43,7 +44,7 @@ def train(recipe: str, config_file: Path | None, sets: list[str], data: str | No
     """Run `recipe` into `out` (see `lpmrf-bench train --help`); None on ranks other than 0."""
     try:
         cfg = resolve_settings(recipe, out, config_file, sets, data)
-        run_dir = out or Path("runs") / run_id(recipe, cfg)
+        run_dir = out or RUNS_ROOT / run_id(recipe, cfg)
         if out is None:
             cfg = resolve_settings(recipe, run_dir, config_file, sets, data)
         stored = run_dir / CONFIG_NAME
