@@ -164,8 +164,14 @@ def synthetic_reference(name: str, size: int, extract: Callable[[torch.Tensor], 
     from lpmrf_bench.data.synthetic_faces import generate_faces, split_seed
 
     indices = range(SYNTHETIC_REF_FIRST, SYNTHETIC_REF_FIRST + SYNTHETIC_REF_COUNT)
-    faces = generate_faces([split_seed("train", i) for i in indices], size, render_workers(len(indices)))
-    feats, content = embed_images(((f"train/{i:06d}", face) for i, face in zip(indices, faces)), extract)
+    workers = render_workers(len(indices))
+    faces = generate_faces([split_seed("train", i) for i in indices], size, workers)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads - workers))  # OpenMP threads sharing cores with the renderers spin idle
+    try:
+        feats, content = embed_images(((f"train/{i:06d}", face) for i, face in zip(indices, faces)), extract)
+    finally:
+        torch.set_num_threads(threads)
     source = f"synthetic faces at {size} px, train images {indices.start}..{indices.stop - 1} (HQ, generated)"
     return Reference(name, extractor.spec, feats, content, source)
 
