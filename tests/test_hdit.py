@@ -187,12 +187,14 @@ def test_bad_size_names_the_multiple():
 
 @pytest.mark.slow
 def test_whole_model_compiles_as_one_graph():
-    # the CUDA fast path compiles the model around flex attention: no graph break may split it
+    # the CUDA fast path compiles the model around flex attention: no graph break may split it. aot_eager runs
+    # the decomposed ops, whose float32 rounding differs by CPU (1.8e-6 on outputs ~0.1 on an AMD EPYC, none on
+    # an Intel Xeon): float32's default tolerances, not bit equality
     model = randomize(HDiT(TINY), seed=6).eval()
     x, t = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(7)), torch.tensor([0.3])
     with torch.no_grad():
         compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
-        torch.testing.assert_close(compiled(x, t), model(x, t), rtol=0, atol=1e-6)
+        torch.testing.assert_close(compiled(x, t), model(x, t))
 
 
 def test_published_init_starts_every_block_as_the_identity():
