@@ -103,10 +103,14 @@ def test_methods_alone_run_on_the_embedded_default_and_datasets_alone_are_refuse
     result = runner.invoke(main, ["run", "--methods", "identity,posterior-mean", "--limit", "3", "--metrics", "psnr",
                                   "--no-progress", "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
-    assert "no --datasets: scoring synthetic-faces:test (the embedded default)" in result.stderr
+    assert ("no --datasets: scoring synthetic-faces:test (the embedded default) with the embedded weights of "
+            "posterior-mean\n") in result.stderr
     sets = pd.read_parquet(tmp_path / "run" / "sets.parquet")
     assert set(sets["dataset"]) == {"synthetic-faces"} and set(sets["split"]) == {"test"}
     assert sets.set_index("method")["weights"].to_dict() == {"identity": "-", "posterior-mean": "embedded"}
+    own = runner.invoke(main, ["run", "--methods", "posterior-mean", "--weights", "posterior-mean=/no/such/file",
+                               "--out", str(tmp_path / "own")])
+    assert own.exit_code != 0 and "(the embedded default)\n" in own.stderr and "/no/such/file" in own.output
     alone = runner.invoke(main, ["run", "--datasets", "synthetic-faces:test", "--out", str(tmp_path / "other")])
     assert alone.exit_code == 2 and "--datasets needs --methods" in alone.output
     assert not (tmp_path / "other").exists()

@@ -81,10 +81,12 @@ def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, tru
     if not method_list and dataset_list:
         raise click.UsageError("--datasets needs --methods (with neither, the run is the embedded default)")
     if not dataset_list:  # the embedded default, with all its methods or those named
-        if method_list:
-            click.echo(f"no --datasets: scoring {DEFAULT_DATASET} (the embedded default)", err=True)
-        method_list, dataset_list = method_list or embedded_methods(), [DEFAULT_DATASET]
-        weights = {**embedded_weight_choices(method_list), **weights}
+        named, method_list, dataset_list = bool(method_list), method_list or embedded_methods(), [DEFAULT_DATASET]
+        embedded = {m: w for m, w in embedded_weight_choices(method_list).items() if m not in weights}
+        if named:
+            on = f" with the embedded weights of {', '.join(embedded)}" if embedded else ""
+            click.echo(f"no --datasets: scoring {DEFAULT_DATASET} (the embedded default){on}", err=True)
+        weights = {**embedded, **weights}
         metrics = metrics or DEFAULT_METRICS
     options = RunOptions(
         methods=method_list, datasets=dataset_list, protocol=protocol, metrics=split_list(metrics) or None,
