@@ -144,17 +144,17 @@ def embedded_methods() -> list[str]:
     return names
 
 
-def embedded_weight_choices(methods: list[str]) -> dict[str, str]:
-    """`embedded` for each method that has a weight set of that name: the weights its synthetic-face domain is
-    scored with. Unknown names are left to `plan_methods`, which reports them with every other argument."""
-    chosen = {}
+def with_embedded_weights(methods: list[str]) -> list[str]:
+    """The methods that have a weight set `embedded`: the weights their synthetic-face domain is scored with.
+    Unknown names are left to `plan_methods`, which reports them with every other argument."""
+    found = []
     for name in methods:
         try:
             if "embedded" in get_restorer(name).weight_sets:
-                chosen[name] = "embedded"
+                found.append(name)
         except (KeyError, UnavailableError, FileNotFoundError):
             continue
-    return chosen
+    return found
 
 
 def plan_methods(methods: list[str], sets: dict[str, str], sweeps: dict[str, str], weights: dict[str, str],

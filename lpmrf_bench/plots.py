@@ -26,7 +26,6 @@ from lpmrf_bench.registry import UnavailableError  # noqa: E402
 from lpmrf_bench.restorers import get_restorer  # noqa: E402
 
 
-
 def pd_knob(method: str) -> str | None:
     """The `knob_<name>` column tracing a method's PD curve, or None (unknown or knob-less methods)."""
     try:

@@ -17,4 +17,3 @@ def newest_evaluation_run(root: Path = RUNS_ROOT) -> Path:
         raise FileNotFoundError(f"no run folder with scores under {root}/ (one holding manifest.json and sets.parquet): "
                                 "run `lpmrf-bench run` first, or name the run folders")
     return max(runs, key=lambda run: max((run / name).stat().st_mtime_ns for name in ("manifest.json", "sets.parquet")))
-

@@ -232,9 +232,15 @@ def test_without_run_dirs_plot_and_report_read_the_run_written_to_last(run_dir, 
     assert "reading runs/newer" in report.stderr and "test-scale" in report.stdout
 
 
-def test_help_lists_the_perception_metrics_the_chart_picks_from():
-    from lpmrf_bench.plots import PERCEPTION_PREFERENCE
+def test_help_lists_the_perception_metrics_in_the_order_the_chart_picks_them():
+    import re
+
+    from lpmrf_bench.plots import default_perception_metric
 
     for command in (["plot", "pd-tradeoff", "--help"], ["report", "--help"]):
         help_text = " ".join(CliRunner().invoke(main, command).output.split())
-        assert f"the first of {', '.join(PERCEPTION_PREFERENCE)} in the runs" in help_text
+        listed = re.search(r"default: the first of ([a-z_, ]+) in the runs", help_text).group(1).split(", ")
+        assert {"fd_mobilenet", "kd_mobilenet", "fid"} <= set(listed)
+        for i, name in enumerate(listed):  # with the names from i on in a run, the chart takes name i
+            sets = pd.DataFrame({"metric": ["psnr", *reversed(listed[i:])]})
+            assert default_perception_metric(sets) == name

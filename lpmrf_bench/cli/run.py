@@ -69,8 +69,8 @@ def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, tru
     import pandas as pd
 
     from lpmrf_bench.engine import RunOptions, run
-    from lpmrf_bench.plan import (DEFAULT_DATASET, DEFAULT_METRICS, embedded_methods, embedded_weight_choices,
-                                  parse_assignments, split_list)
+    from lpmrf_bench.plan import (DEFAULT_DATASET, DEFAULT_METRICS, embedded_methods, parse_assignments,
+                                  split_list, with_embedded_weights)
 
     device = parse_device(device)
     if weights_dir:  # restorers resolve through the environment; one cache for every model of the run
@@ -82,11 +82,11 @@ def run_command(methods, datasets, protocol, metrics, sets, sweeps, weights, tru
         raise click.UsageError("--datasets needs --methods (with neither, the run is the embedded default)")
     if not dataset_list:  # the embedded default, with all its methods or those named
         named, method_list, dataset_list = bool(method_list), method_list or embedded_methods(), [DEFAULT_DATASET]
-        embedded = {m: w for m, w in embedded_weight_choices(method_list).items() if m not in weights}
+        embedded = [m for m in with_embedded_weights(method_list) if m not in weights]
         if named:
             on = f" with the embedded weights of {', '.join(embedded)}" if embedded else ""
             click.echo(f"no --datasets: scoring {DEFAULT_DATASET} (the embedded default){on}", err=True)
-        weights = {**embedded, **weights}
+        weights = {**weights, **dict.fromkeys(embedded, "embedded")}
         metrics = metrics or DEFAULT_METRICS
     options = RunOptions(
         methods=method_list, datasets=dataset_list, protocol=protocol, metrics=split_list(metrics) or None,
